@@ -1,0 +1,6 @@
+//! Credentials, origins and instances: the rules of the broker, with no HTTP and
+//! no storage in sight.
+
+pub mod credential;
+pub mod instance;
+pub mod origin;

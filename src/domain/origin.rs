@@ -1,0 +1,254 @@
+//! Browser origins and the domain patterns that domain keys and experiences allow.
+//!
+//! Matching is on parsed hosts, never on string prefixes or suffixes of the raw
+//! header, so `example.com` cannot match `evil-example.com` or
+//! `example.com.evil.io`. Browsers must use https; plain http is accepted only for
+//! `localhost` and `127.0.0.1`, where developers run their front ends.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OriginError {
+    #[error("origin must look like scheme://host[:port]")]
+    Malformed,
+    #[error("origin must use https (http only for localhost and 127.0.0.1)")]
+    InsecureScheme,
+    #[error("host is not a valid domain name")]
+    BadHost,
+    #[error("port is not a number between 1 and 65535")]
+    BadPort,
+    #[error("a wildcard may only be the whole leftmost label, as in *.example.com")]
+    BadWildcard,
+}
+
+/// A browser's `Origin` header, parsed and normalised to lower case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    secure: bool,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+}
+
+fn is_loopback_name(host: &str) -> bool {
+    host == "localhost" || host == "127.0.0.1"
+}
+
+fn split_port(s: &str) -> Result<(&str, Option<u16>), OriginError> {
+    match s.rsplit_once(':') {
+        None => Ok((s, None)),
+        Some((host, port)) => {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) || port.len() > 5 {
+                return Err(OriginError::BadPort);
+            }
+            match port.parse::<u16>() {
+                Ok(0) | Err(_) => Err(OriginError::BadPort),
+                Ok(p) => Ok((host, Some(p))),
+            }
+        }
+    }
+}
+
+fn valid_host(host: &str) -> bool {
+    if host.is_empty() || host.len() > 253 {
+        return false;
+    }
+    host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    })
+}
+
+impl FromStr for Origin {
+    type Err = OriginError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let lower = raw.trim().to_ascii_lowercase();
+        let (scheme, rest) = lower.split_once("://").ok_or(OriginError::Malformed)?;
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(OriginError::Malformed);
+        }
+        let (host, port) = split_port(rest)?;
+        if !valid_host(host) {
+            return Err(OriginError::BadHost);
+        }
+        let secure = match scheme {
+            "https" => true,
+            "http" if is_loopback_name(host) => false,
+            "http" => return Err(OriginError::InsecureScheme),
+            _ => return Err(OriginError::Malformed),
+        };
+        // An explicit default port is the same origin as none at all.
+        let port = match (secure, port) {
+            (true, Some(443)) | (false, Some(80)) => None,
+            (_, port) => port,
+        };
+        Ok(Origin {
+            secure,
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.secure { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A domain a credential is valid from: `example.com`, `*.example.com`, each with
+/// an optional `:port`. Without a port only the scheme's default port matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainPattern {
+    wildcard: bool,
+    host: String,
+    port: Option<u16>,
+}
+
+impl FromStr for DomainPattern {
+    type Err = OriginError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let lower = raw.trim().to_ascii_lowercase();
+        if lower.contains("://") || lower.contains(['/', '?', '#', '@']) {
+            return Err(OriginError::Malformed);
+        }
+        let (host, port) = split_port(&lower)?;
+        let (wildcard, host) = match host.strip_prefix("*.") {
+            Some(rest) => (true, rest),
+            None => (false, host),
+        };
+        if host.contains('*') {
+            return Err(OriginError::BadWildcard);
+        }
+        if !valid_host(host) {
+            return Err(OriginError::BadHost);
+        }
+        // `*.com` would hand a key to every site under a public suffix.
+        if wildcard && !host.contains('.') {
+            return Err(OriginError::BadWildcard);
+        }
+        Ok(DomainPattern {
+            wildcard,
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for DomainPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.wildcard {
+            f.write_str("*.")?;
+        }
+        f.write_str(&self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+impl DomainPattern {
+    pub fn matches(&self, origin: &Origin) -> bool {
+        if self.port != origin.port {
+            return false;
+        }
+        if self.wildcard {
+            // Subdomains only: `*.example.com` does not match `example.com`.
+            origin
+                .host
+                .strip_suffix(self.host.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.'))
+        } else {
+            origin.host == self.host
+        }
+    }
+}
+
+/// Parses a list of patterns, naming the first one that is wrong.
+pub fn parse_patterns(raw: &[String]) -> Result<Vec<DomainPattern>, (String, OriginError)> {
+    raw.iter()
+        .map(|d| d.parse().map_err(|e| (d.clone(), e)))
+        .collect()
+}
+
+pub fn any_matches(patterns: &[DomainPattern], origin: &Origin) -> bool {
+    patterns.iter().any(|p| p.matches(origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(s: &str) -> Origin {
+        s.parse().unwrap()
+    }
+
+    fn p(s: &str) -> DomainPattern {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn exact_domain_matches_only_itself() {
+        assert!(p("example.com").matches(&o("https://example.com")));
+        assert!(p("example.com").matches(&o("https://EXAMPLE.com:443")));
+        assert!(!p("example.com").matches(&o("https://evil-example.com")));
+        assert!(!p("example.com").matches(&o("https://example.com.evil.io")));
+        assert!(!p("example.com").matches(&o("https://www.example.com")));
+        assert!(!p("example.com").matches(&o("https://example.com:8443")));
+    }
+
+    #[test]
+    fn wildcard_matches_subdomains_only() {
+        let w = p("*.example.com");
+        assert!(w.matches(&o("https://app.example.com")));
+        assert!(w.matches(&o("https://a.b.example.com")));
+        assert!(!w.matches(&o("https://example.com")));
+        assert!(!w.matches(&o("https://evilexample.com")));
+        assert!(!w.matches(&o("https://app.example.com.evil.io")));
+    }
+
+    #[test]
+    fn ports_must_agree() {
+        assert!(p("localhost:3000").matches(&o("http://localhost:3000")));
+        assert!(!p("localhost:3000").matches(&o("http://localhost:3001")));
+        assert!(!p("localhost").matches(&o("http://localhost:3000")));
+    }
+
+    #[test]
+    fn http_is_only_for_loopback() {
+        assert_eq!(
+            "http://example.com".parse::<Origin>(),
+            Err(OriginError::InsecureScheme)
+        );
+        assert!("http://127.0.0.1:8080".parse::<Origin>().is_ok());
+    }
+
+    #[test]
+    fn malformed_origins_and_patterns_are_refused() {
+        for bad in ["null", "example.com", "https://", "https://a/b", "https://u@a.com", "ftp://a.com"] {
+            assert!(bad.parse::<Origin>().is_err(), "{bad}");
+        }
+        for bad in ["*.com", "a.*.com", "*example.com", "https://a.com", "a.com:0", "a.com:x", ""] {
+            assert!(bad.parse::<DomainPattern>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! One error type for every route, one table from variant to (status, reason), and
+//! one body shape: `{"error": {"code", "message", "reason", …extra}}`.
+//!
+//! Authentication failures that could tell an attacker which part was wrong (an
+//! unknown API key, a wrong secret, a secret of another instance, a malformed
+//! credential) all collapse into [`ApiError::InvalidCredentials`]. Internal errors
+//! log their cause and send a fixed message.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Map, Value};
+
+use crate::store::StoreError;
+use crate::tokens::TokenError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest {
+        reason: &'static str,
+        message: String,
+    },
+    #[error("the request body is larger than the {limit} bytes allowed")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported content type; send {supported}")]
+    UnsupportedMediaType { supported: &'static str },
+    #[error("the x-inbenta-key header is required")]
+    MissingApiKey,
+    #[error("invalid API key or credential")]
+    InvalidCredentials,
+    #[error("an access token is required in the Authorization header as Bearer")]
+    MissingToken,
+    #[error("{0}")]
+    InvalidToken(TokenError),
+    #[error("the access token has expired")]
+    TokenExpired,
+    #[error("the access token belongs to another instance")]
+    InstanceMismatch,
+    #[error("the credential that started this session was revoked")]
+    CredentialRevoked,
+    #[error("the session has passed its maximum lifetime; authenticate again")]
+    SessionExpired,
+    #[error("secrets are for servers; browsers must use a domain key")]
+    SecretFromBrowser,
+    #[error("this origin is not allowed for the credential")]
+    OriginNotAllowed,
+    #[error("the domain key is not active yet")]
+    DomainKeyPending { active_at: i64, retry_after: u64 },
+    #[error("the admin API requires Authorization: Bearer <admin token>")]
+    AdminAuthRequired,
+    #[error("invalid admin token")]
+    InvalidAdminToken,
+    #[error("access tokens and experience tokens cannot use the admin API")]
+    AdminForbidden,
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("no route matches this path")]
+    RouteNotFound,
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("the credential store is unavailable; try again shortly")]
+    StoreUnavailable,
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ApiError::Internal(Box::new(e))
+    }
+
+    /// The table: every variant's status and machine-readable reason.
+    pub fn parts(&self) -> (StatusCode, &'static str) {
+        use ApiError::*;
+        match self {
+            BadRequest { reason, .. } => (StatusCode::BAD_REQUEST, reason),
+            PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            UnsupportedMediaType { .. } => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            MissingApiKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
+            InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
+            InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
+            InstanceMismatch => (StatusCode::FORBIDDEN, "instance_mismatch"),
+            CredentialRevoked => (StatusCode::UNAUTHORIZED, "credential_revoked"),
+            SessionExpired => (StatusCode::UNAUTHORIZED, "session_expired"),
+            SecretFromBrowser => (StatusCode::FORBIDDEN, "secret_from_browser"),
+            OriginNotAllowed => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            DomainKeyPending { .. } => (StatusCode::FORBIDDEN, "domain_key_pending"),
+            AdminAuthRequired => (StatusCode::UNAUTHORIZED, "admin_auth_required"),
+            InvalidAdminToken => (StatusCode::UNAUTHORIZED, "invalid_admin_token"),
+            AdminForbidden => (StatusCode::FORBIDDEN, "admin_token_required"),
+            NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    fn extra_fields(&self, body: &mut Map<String, Value>) {
+        if let ApiError::DomainKeyPending { active_at, .. } = self {
+            body.insert("active_at".into(), json!(active_at));
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ApiError::StoreUnavailable,
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Expired => ApiError::TokenExpired,
+            other => ApiError::InvalidToken(other),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, reason) = self.parts();
+        let message = match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %cause, source = ?cause.source(), "internal error");
+                "internal error".to_owned()
+            }
+            ApiError::StoreUnavailable => {
+                tracing::warn!("store unavailable");
+                self.to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut inner = Map::new();
+        inner.insert("code".into(), json!(status.as_u16()));
+        inner.insert("message".into(), json!(message));
+        inner.insert("reason".into(), json!(reason));
+        self.extra_fields(&mut inner);
+
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            let challenge = match self {
+                ApiError::InvalidToken(_) | ApiError::TokenExpired => {
+                    r#"Bearer error="invalid_token""#
+                }
+                _ => "Bearer",
+            };
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)));
+        }
+        if let ApiError::DomainKeyPending { retry_after, .. } = self {
+            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        response.json(json!({ "error": Value::Object(inner) }))
+    }
+}

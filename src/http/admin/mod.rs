@@ -1,0 +1,100 @@
+//! The admin API (SPEC §7): `Authorization: Bearer <admin token>` on every route,
+//! enforced by the [`AdminAuth`](super::extract::AdminAuth) extractor.
+
+pub mod domain_keys;
+pub mod instances;
+pub mod secrets;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use super::AppState;
+use crate::domain::instance::{CredentialRecord, CredentialStatus, Instance, Product};
+use crate::error::ApiError;
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[derive(Debug, Serialize)]
+pub struct InstanceView {
+    id: String,
+    name: String,
+    api_key: String,
+    products: BTreeMap<String, Product>,
+    token_ttl_seconds: u64,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<CredentialView>,
+}
+
+impl InstanceView {
+    pub fn new(instance: Instance) -> Self {
+        InstanceView {
+            id: instance.id,
+            name: instance.name,
+            api_key: instance.api_key,
+            products: instance.products,
+            token_ttl_seconds: instance.token_ttl_seconds,
+            created_at: rfc3339(instance.created_at),
+            secret: None,
+        }
+    }
+}
+
+/// A secret, domain key or experience token as operators see it: masked, with
+/// the full `value` only in the response that created it.
+#[derive(Debug, Serialize)]
+pub struct CredentialView {
+    id: String,
+    masked: String,
+    status: CredentialStatus,
+    created_at: String,
+    last_used_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domains: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+}
+
+impl CredentialView {
+    pub fn new(record: &CredentialRecord, now: DateTime<Utc>) -> Self {
+        let is_domain_key = record.active_at.is_some();
+        CredentialView {
+            id: record.id.clone(),
+            masked: record.masked.clone(),
+            status: record.status(now),
+            created_at: rfc3339(record.created_at),
+            last_used_at: record.last_used_at.map(rfc3339),
+            value: None,
+            domains: is_domain_key.then(|| record.domains.clone()),
+            active_at: record.active_at.map(rfc3339),
+            expires_at: record.expires_at.map(rfc3339),
+            revoked_at: record.revoked_at.map(rfc3339),
+        }
+    }
+
+    /// The one view that carries the full value.
+    pub fn created(record: &CredentialRecord, value: &str, now: DateTime<Utc>) -> Self {
+        CredentialView {
+            value: Some(value.to_owned()),
+            ..Self::new(record, now)
+        }
+    }
+}
+
+async fn load_instance(state: &AppState, id: &str) -> Result<Instance, ApiError> {
+    state
+        .store
+        .get_instance(id)
+        .await?
+        .ok_or(ApiError::NotFound { what: "instance" })
+}

@@ -1,0 +1,217 @@
+//! Extractors: authorization and input parsing happen here, in the handler's
+//! signature, so that a handler cannot forget a check.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::{ready, LocalBoxFuture, Ready};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::domain::credential::ApiKey;
+use crate::error::ApiError;
+
+fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("application state is missing")))
+}
+
+/// The `x-inbenta-key` header, parsed. A malformed key is refused like an
+/// unknown one, before any store lookup.
+#[derive(Debug)]
+pub struct ApiKeyHeader(pub ApiKey);
+
+impl FromRequest for ApiKeyHeader {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = match req.headers().get("x-inbenta-key") {
+            None => Err(ApiError::MissingApiKey),
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<ApiKey>().ok())
+                .map(ApiKeyHeader)
+                .ok_or(ApiError::InvalidCredentials),
+        };
+        ready(result)
+    }
+}
+
+/// `Authorization: Bearer <token>`, required.
+#[derive(Debug)]
+pub struct BearerToken(pub String);
+
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+impl FromRequest for BearerToken {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            bearer(req)
+                .map(|t| BearerToken(t.to_owned()))
+                .ok_or(ApiError::MissingToken),
+        )
+    }
+}
+
+/// The raw `Origin` header, if any. Browsers always send it on cross-origin
+/// requests; servers normally do not.
+#[derive(Debug)]
+pub struct OriginHeader(pub Option<String>);
+
+impl FromRequest for OriginHeader {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let origin = req
+            .headers()
+            .get(header::ORIGIN)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        ready(Ok(OriginHeader(origin)))
+    }
+}
+
+/// Proof that the request carries the configured admin token. Access tokens
+/// (JWTs) and generated credentials are refused with 403, always.
+#[derive(Debug)]
+pub struct AdminAuth;
+
+impl FromRequest for AdminAuth {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = (|| {
+            let state = state(req)?;
+            let token = bearer(req).ok_or(ApiError::AdminAuthRequired)?;
+            if state.admin.verify(token) {
+                return Ok(AdminAuth);
+            }
+            let looks_like_jwt = token.starts_with("eyJ") && token.matches('.').count() == 2;
+            if looks_like_jwt || token.starts_with("kb_") {
+                return Err(ApiError::AdminForbidden);
+            }
+            Err(ApiError::InvalidAdminToken)
+        })();
+        ready(result)
+    }
+}
+
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Which body encodings a route accepts.
+#[derive(Clone, Copy)]
+enum Accept {
+    Json,
+    JsonOrForm,
+}
+
+/// A JSON request body of at most `http.max_body_bytes`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+/// A JSON or `application/x-www-form-urlencoded` body, as Inbenta clients send
+/// either.
+#[derive(Debug)]
+pub struct JsonOrForm<T>(pub T);
+
+fn read_body<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    accept: Accept,
+) -> LocalBoxFuture<'static, Result<T, ApiError>> {
+    let limit = match state(req) {
+        Ok(state) => state.max_body_bytes,
+        Err(e) => return Box::pin(ready(Err(e))),
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let declared_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let mut payload = payload.take();
+    Box::pin(async move {
+        if declared_length.is_some_and(|n| n > limit) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| {
+                ApiError::bad_request("invalid_body", "the request body could not be read")
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::PayloadTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let supported = match accept {
+            Accept::Json => JSON,
+            Accept::JsonOrForm => "application/json or application/x-www-form-urlencoded",
+        };
+        let is_json = |ct: &str| ct == JSON || ct.ends_with("+json");
+        match content_type.as_deref() {
+            Some(ct) if is_json(ct) => parse_json(&body),
+            Some(FORM) if matches!(accept, Accept::JsonOrForm) => {
+                serde_urlencoded::from_bytes(&body).map_err(|e| {
+                    ApiError::bad_request("invalid_form", format!("the form body is not valid: {e}"))
+                })
+            }
+            // An empty body with no content type is an empty object.
+            None if body.iter().all(u8::is_ascii_whitespace) => parse_json(b"{}"),
+            _ => Err(ApiError::UnsupportedMediaType { supported }),
+        }
+    })
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let message = match e.classify() {
+            serde_json::error::Category::Data => format!("the JSON body has a wrong field: {e}"),
+            _ => format!("the body is not valid JSON: {e}"),
+        };
+        ApiError::bad_request("invalid_json", message)
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body::<T>(req, payload, Accept::Json);
+        Box::pin(async move { body.await.map(JsonBody) })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonOrForm<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body::<T>(req, payload, Accept::JsonOrForm);
+        Box::pin(async move { body.await.map(JsonOrForm) })
+    }
+}

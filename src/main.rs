@@ -1,0 +1,73 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use keybroker::config::Settings;
+use keybroker::startup::Application;
+use keybroker::{demo, telemetry, tokens};
+
+#[derive(Debug, Parser)]
+#[command(name = "keybroker", version, about = "Auth broker for API products")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve {
+        /// TOML configuration file; KEYBROKER_* variables override it.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Seed a demo instance, generate missing secrets, print credentials and curl examples.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Print a new Ed25519 signing key (PKCS#8 PEM) on stdout.
+    GenerateKey,
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::GenerateKey => {
+            print!("{}", tokens::generate_pkcs8_pem());
+            ExitCode::SUCCESS
+        }
+        Command::Serve { config, demo } => match serve(config, demo).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("keybroker: {message}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(config: Option<PathBuf>, demo_mode: bool) -> Result<(), String> {
+    let mut settings = Settings::load(config.as_deref()).map_err(|e| e.to_string())?;
+    telemetry::init(&settings.log.format, &settings.log.level);
+    let generated = demo_mode.then(|| demo::prepare(&mut settings));
+    let admin_token = settings
+        .admin
+        .token
+        .as_ref()
+        .map(|t| t.expose().to_owned())
+        .unwrap_or_default();
+
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(generated) = generated {
+        let seeded = demo::seed(app.state())
+            .await
+            .map_err(|e| format!("cannot seed the demo instance: {e}"))?;
+        println!(
+            "{}",
+            demo::banner(&seeded, &app.state().public_base_url, &admin_token, &generated)
+        );
+    }
+    app.run_until_stopped().await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,158 @@
+//! The one place that builds the application: settings in, a bound server out.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ConfigError, Settings};
+use crate::domain::credential::CredentialHasher;
+use crate::http::{self, AdminToken, AppState};
+use crate::metrics::Metrics;
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
+use crate::store::{Store, StoreError};
+use crate::telemetry;
+use crate::tokens::{KeyError, TokenService};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("signing key: {0}")]
+    SigningKey(#[from] KeyError),
+    #[error("cannot use the Redis store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        settings.validate()?;
+        let listener = TcpListener::bind(&settings.listen).map_err(|source| StartupError::Bind {
+            addr: settings.listen.clone(),
+            source,
+        })?;
+        let local = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.listen.clone(),
+            source,
+        })?;
+        // With port 0 the default base URL must name the port actually bound.
+        let mut settings = settings;
+        if settings.public_base_url.is_none() {
+            settings.public_base_url = Some(format!("http://{local}"));
+        }
+
+        let state = web::Data::new(build_state(&settings, clock).await?);
+        let workers = settings
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let server_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(server_state.clone())
+                .wrap(from_fn(telemetry::request_id))
+                .configure(http::configure)
+                .default_service(web::to(http::route_not_found))
+        })
+        .workers(workers)
+        .shutdown_timeout(10)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: settings.listen.clone(),
+            source,
+        })?
+        .run();
+        tracing::info!(addr = %local, workers, "keybroker listening");
+        Ok(Application {
+            port: local.port(),
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish) or until
+    /// the handle stops it.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppState, StartupError> {
+    let tokens = TokenService::new(
+        settings.issuer(),
+        &settings.signing_key_pem()?,
+        &settings.previous_signing_key_pems()?,
+        settings.tokens.leeway_seconds,
+    )?;
+    let pepper = settings
+        .secrets
+        .pepper
+        .as_ref()
+        .map(|p| p.expose().as_bytes().to_vec())
+        .unwrap_or_default();
+    let hasher = CredentialHasher::new(&pepper);
+    let admin_token = settings
+        .admin
+        .token
+        .as_ref()
+        .map(|t| t.expose().to_owned())
+        .unwrap_or_default();
+    let store: Arc<dyn Store> = match &settings.store.redis_url {
+        Some(url) => Arc::new(
+            RedisStore::connect(
+                url.expose(),
+                &settings.store.key_prefix,
+                Duration::from_millis(settings.store.timeout_ms),
+            )
+            .await?,
+        ),
+        None => Arc::new(MemoryStore::new()),
+    };
+    Ok(AppState {
+        store,
+        tokens,
+        admin: AdminToken::new(&hasher, &admin_token),
+        hasher,
+        clock,
+        metrics: Metrics::default(),
+        public_base_url: settings.public_base_url(),
+        propagation_seconds: settings.domain_keys.propagation_seconds,
+        default_token_ttl_seconds: settings.tokens.ttl_seconds,
+        max_session_seconds: settings.tokens.max_session_seconds,
+        max_body_bytes: settings.http.max_body_bytes,
+    })
+}

@@ -1,0 +1,226 @@
+//! In-memory backend: one process, nothing persisted. The default, so that
+//! `keybroker serve --demo` works with nothing else running.
+
+use std::collections::HashMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreError};
+use crate::domain::credential::{CredentialHash, CredentialKind};
+use crate::domain::instance::{CredentialRecord, Instance};
+
+#[derive(Debug, Default)]
+struct Inner {
+    instances: HashMap<String, Instance>,
+    by_api_key: HashMap<String, String>,
+    credentials: HashMap<String, CredentialRecord>,
+    by_hash: HashMap<CredentialHash, String>,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A poisoned lock means a panic mid-update; the maps are still consistent
+    // because every update below is a handful of inserts with no fallible step.
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        change: impl FnOnce(&mut CredentialRecord),
+    ) -> Option<CredentialRecord> {
+        let mut inner = self.write();
+        let record = inner
+            .credentials
+            .get_mut(id)
+            .filter(|c| c.instance_id == instance_id)?;
+        change(record);
+        Some(record.clone())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn insert_instance(
+        &self,
+        instance: &Instance,
+        first_secret: &CredentialRecord,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        inner
+            .by_api_key
+            .insert(instance.api_key.clone(), instance.id.clone());
+        inner.instances.insert(instance.id.clone(), instance.clone());
+        inner
+            .by_hash
+            .insert(first_secret.hash.clone(), first_secret.id.clone());
+        inner
+            .credentials
+            .insert(first_secret.id.clone(), first_secret.clone());
+        Ok(())
+    }
+
+    async fn get_instance(&self, id: &str) -> Result<Option<Instance>, StoreError> {
+        Ok(self.read().instances.get(id).cloned())
+    }
+
+    async fn instance_by_api_key(&self, api_key: &str) -> Result<Option<Instance>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .by_api_key
+            .get(api_key)
+            .and_then(|id| inner.instances.get(id))
+            .cloned())
+    }
+
+    async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
+        let mut all: Vec<Instance> = self.read().instances.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<bool, StoreError> {
+        let mut inner = self.write();
+        match inner.instances.get_mut(&instance.id) {
+            Some(existing) => {
+                *existing = instance.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<bool, StoreError> {
+        let mut inner = self.write();
+        let Some(instance) = inner.instances.remove(id) else {
+            return Ok(false);
+        };
+        inner.by_api_key.remove(&instance.api_key);
+        let owned: Vec<CredentialRecord> = inner
+            .credentials
+            .values()
+            .filter(|c| c.instance_id == id)
+            .cloned()
+            .collect();
+        for credential in owned {
+            inner.by_hash.remove(&credential.hash);
+            inner.credentials.remove(&credential.id);
+        }
+        Ok(true)
+    }
+
+    async fn insert_credential(&self, credential: &CredentialRecord) -> Result<(), StoreError> {
+        let mut inner = self.write();
+        inner
+            .by_hash
+            .insert(credential.hash.clone(), credential.id.clone());
+        inner
+            .credentials
+            .insert(credential.id.clone(), credential.clone());
+        Ok(())
+    }
+
+    async fn get_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        Ok(self
+            .read()
+            .credentials
+            .get(id)
+            .filter(|c| c.instance_id == instance_id)
+            .cloned())
+    }
+
+    async fn list_credentials(
+        &self,
+        instance_id: &str,
+        kind: CredentialKind,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        let mut found: Vec<CredentialRecord> = self
+            .read()
+            .credentials
+            .values()
+            .filter(|c| c.instance_id == instance_id && c.kind == kind)
+            .cloned()
+            .collect();
+        found.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(found)
+    }
+
+    async fn credential_by_hash(
+        &self,
+        hash: &CredentialHash,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .by_hash
+            .get(hash)
+            .and_then(|id| inner.credentials.get(id))
+            .cloned())
+    }
+
+    async fn revoke_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        Ok(self.update_credential(instance_id, id, |c| {
+            c.revoked_at.get_or_insert(at);
+        }))
+    }
+
+    async fn expire_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        Ok(self.update_credential(instance_id, id, |c| {
+            c.expires_at = Some(c.expires_at.map_or(at, |t| t.min(at)));
+        }))
+    }
+
+    async fn set_domains(
+        &self,
+        instance_id: &str,
+        id: &str,
+        domains: &[String],
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        Ok(self.update_credential(instance_id, id, |c| c.domains = domains.to_vec()))
+    }
+
+    async fn touch_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.update_credential(instance_id, id, |c| {
+            c.last_used_at = Some(c.last_used_at.map_or(at, |t| t.max(at)));
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,440 @@
+//! Redis backend: the system of record in production, shared by every broker
+//! process. Run Redis with AOF persistence (see `docker-compose.yml`).
+//!
+//! Key layout (`P` is the configured prefix, `kb` by default). Per-instance keys
+//! carry the instance id as a hash tag so that multi-key scripts stay
+//! cluster-safe:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:instances` | zset | instance ids by creation time |
+//! | `P:apikey:<api key>` | string | instance id |
+//! | `P:credhash:<hmac>` | string | `<instance id>/<credential id>` |
+//! | `P:{<instance>}:instance` | string | instance JSON |
+//! | `P:{<instance>}:creds` | zset | credential ids by creation time |
+//! | `P:{<instance>}:cred:<id>` | hash | `record` (JSON) and the mutable fields |
+//!
+//! These keys are owned: they live exactly as long as their instance or
+//! credential and are deleted with it. Field updates go through a script that
+//! refuses to recreate a deleted credential's hash.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+
+use super::{Store, StoreError};
+use crate::domain::credential::{CredentialHash, CredentialKind};
+use crate::domain::instance::{CredentialRecord, Instance};
+
+const FIELD_RECORD: &str = "record";
+const FIELD_REVOKED: &str = "revoked_at";
+const FIELD_EXPIRES: &str = "expires_at";
+const FIELD_DOMAINS: &str = "domains";
+const FIELD_LAST_USED: &str = "last_used_at";
+
+/// Updates one field of an existing credential hash. Modes: `set` always,
+/// `setnx` only when absent, `min`/`max` keep the smaller/larger number.
+const UPDATE_FIELD: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local mode = ARGV[3]
+if mode == 'set' or not cur
+   or (mode == 'min' and tonumber(ARGV[2]) < tonumber(cur))
+   or (mode == 'max' and tonumber(ARGV[2]) > tonumber(cur)) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+return 1
+"#;
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    update_field: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(raw: &str) -> Result<DateTime<Utc>, StoreError> {
+    let ms: i64 = raw.parse().map_err(corrupt)?;
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| corrupt("timestamp out of range"))
+}
+
+impl RedisStore {
+    /// Connects and checks that Redis answers; fails fast when it does not.
+    pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = tokio::time::timeout(
+            timeout * 2,
+            ConnectionManager::new_with_config(client, config),
+        )
+        .await
+        .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))?
+        .map_err(unavailable)?;
+        let store = RedisStore {
+            conn,
+            prefix: prefix.to_owned(),
+            update_field: Script::new(UPDATE_FIELD),
+        };
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// The connection, for other Redis-backed services sharing it.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn instances_key(&self) -> String {
+        format!("{}:instances", self.prefix)
+    }
+
+    fn api_key_key(&self, api_key: &str) -> String {
+        format!("{}:apikey:{api_key}", self.prefix)
+    }
+
+    fn hash_key(&self, hash: &CredentialHash) -> String {
+        format!("{}:credhash:{}", self.prefix, hash.as_str())
+    }
+
+    fn instance_key(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:instance", self.prefix)
+    }
+
+    fn creds_key(&self, instance_id: &str) -> String {
+        format!("{}:{{{instance_id}}}:creds", self.prefix)
+    }
+
+    fn cred_key(&self, instance_id: &str, id: &str) -> String {
+        format!("{}:{{{instance_id}}}:cred:{id}", self.prefix)
+    }
+
+    fn add_credential_to(&self, pipe: &mut redis::Pipeline, credential: &CredentialRecord) -> Result<(), StoreError> {
+        let record = serde_json::to_string(credential).map_err(corrupt)?;
+        pipe.hset(
+            self.cred_key(&credential.instance_id, &credential.id),
+            FIELD_RECORD,
+            record,
+        )
+        .ignore()
+        .zadd(
+            self.creds_key(&credential.instance_id),
+            &credential.id,
+            millis(credential.created_at),
+        )
+        .ignore()
+        .set(
+            self.hash_key(&credential.hash),
+            format!("{}/{}", credential.instance_id, credential.id),
+        )
+        .ignore();
+        Ok(())
+    }
+
+    fn parse_credential(fields: HashMap<String, String>) -> Result<Option<CredentialRecord>, StoreError> {
+        let Some(record) = fields.get(FIELD_RECORD) else {
+            return Ok(None);
+        };
+        let mut credential: CredentialRecord = serde_json::from_str(record).map_err(corrupt)?;
+        if let Some(raw) = fields.get(FIELD_REVOKED) {
+            credential.revoked_at = Some(from_millis(raw)?);
+        }
+        if let Some(raw) = fields.get(FIELD_EXPIRES) {
+            credential.expires_at = Some(from_millis(raw)?);
+        }
+        if let Some(raw) = fields.get(FIELD_LAST_USED) {
+            credential.last_used_at = Some(from_millis(raw)?);
+        }
+        if let Some(raw) = fields.get(FIELD_DOMAINS) {
+            credential.domains = serde_json::from_str(raw).map_err(corrupt)?;
+        }
+        Ok(Some(credential))
+    }
+
+    async fn update_field(
+        &self,
+        instance_id: &str,
+        id: &str,
+        field: &str,
+        value: String,
+        mode: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let existed: i64 = self
+            .update_field
+            .key(self.cred_key(instance_id, id))
+            .arg(field)
+            .arg(value)
+            .arg(mode)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if existed == 0 {
+            return Ok(None);
+        }
+        self.get_credential(instance_id, id).await
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn insert_instance(
+        &self,
+        instance: &Instance,
+        first_secret: &CredentialRecord,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(instance).map_err(corrupt)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .set(self.instance_key(&instance.id), json)
+            .ignore()
+            .set(self.api_key_key(&instance.api_key), &instance.id)
+            .ignore()
+            .zadd(self.instances_key(), &instance.id, millis(instance.created_at))
+            .ignore();
+        self.add_credential_to(&mut pipe, first_secret)?;
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn get_instance(&self, id: &str) -> Result<Option<Instance>, StoreError> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = conn.get(self.instance_key(id)).await.map_err(unavailable)?;
+        raw.map(|json| serde_json::from_str(&json).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn instance_by_api_key(&self, api_key: &str) -> Result<Option<Instance>, StoreError> {
+        let mut conn = self.conn.clone();
+        let id: Option<String> = conn
+            .get(self.api_key_key(api_key))
+            .await
+            .map_err(unavailable)?;
+        match id {
+            Some(id) => self.get_instance(&id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn
+            .zrange(self.instances_key(), 0, -1)
+            .await
+            .map_err(unavailable)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.instance_key(id)).collect();
+        let raws: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        raws.into_iter()
+            .flatten()
+            .map(|json| serde_json::from_str(&json).map_err(corrupt))
+            .collect()
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(instance).map_err(corrupt)?;
+        let mut conn = self.conn.clone();
+        // XX: never recreate an instance deleted meanwhile.
+        let done: Option<String> = redis::cmd("SET")
+            .arg(self.instance_key(&instance.id))
+            .arg(json)
+            .arg("XX")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(done.is_some())
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(instance) = self.get_instance(id).await? else {
+            return Ok(false);
+        };
+        let mut conn = self.conn.clone();
+        let cred_ids: Vec<String> = conn
+            .zrange(self.creds_key(id), 0, -1)
+            .await
+            .map_err(unavailable)?;
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(self.instance_key(id))
+            .ignore()
+            .del(self.api_key_key(&instance.api_key))
+            .ignore()
+            .zrem(self.instances_key(), id)
+            .ignore()
+            .del(self.creds_key(id))
+            .ignore();
+        for cred_id in &cred_ids {
+            if let Some(credential) = self.get_credential(id, cred_id).await? {
+                pipe.del(self.hash_key(&credential.hash)).ignore();
+            }
+            pipe.del(self.cred_key(id, cred_id)).ignore();
+        }
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn insert_credential(&self, credential: &CredentialRecord) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.add_credential_to(&mut pipe, credential)?;
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    }
+
+    async fn get_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = conn
+            .hgetall(self.cred_key(instance_id, id))
+            .await
+            .map_err(unavailable)?;
+        Self::parse_credential(fields)
+    }
+
+    async fn list_credentials(
+        &self,
+        instance_id: &str,
+        kind: CredentialKind,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn
+            .zrange(self.creds_key(instance_id), 0, -1)
+            .await
+            .map_err(unavailable)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.cred_key(instance_id, id));
+        }
+        let all: Vec<HashMap<String, String>> =
+            pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let mut found = Vec::new();
+        for fields in all {
+            if let Some(credential) = Self::parse_credential(fields)? {
+                if credential.kind == kind {
+                    found.push(credential);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn credential_by_hash(
+        &self,
+        hash: &CredentialHash,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let mut conn = self.conn.clone();
+        let location: Option<String> = conn.get(self.hash_key(hash)).await.map_err(unavailable)?;
+        let Some(location) = location else {
+            return Ok(None);
+        };
+        let (instance_id, id) = location
+            .split_once('/')
+            .ok_or_else(|| corrupt("credential index entry without a slash"))?;
+        self.get_credential(instance_id, id).await
+    }
+
+    async fn revoke_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        self.update_field(instance_id, id, FIELD_REVOKED, millis(at).to_string(), "setnx")
+            .await
+    }
+
+    async fn expire_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        self.update_field(instance_id, id, FIELD_EXPIRES, millis(at).to_string(), "min")
+            .await
+    }
+
+    async fn set_domains(
+        &self,
+        instance_id: &str,
+        id: &str,
+        domains: &[String],
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let json = serde_json::to_string(domains).map_err(corrupt)?;
+        self.update_field(instance_id, id, FIELD_DOMAINS, json, "set")
+            .await
+    }
+
+    async fn touch_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .update_field
+            .key(self.cred_key(instance_id, id))
+            .arg(FIELD_LAST_USED)
+            .arg(millis(at).to_string())
+            .arg("max")
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

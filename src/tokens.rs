@@ -1,0 +1,369 @@
+//! Issuing and verifying access tokens; the only user of `jsonwebtoken`.
+//!
+//! Tokens are EdDSA (Ed25519) JWTs with a `kid` equal to the RFC 7638 thumbprint
+//! of the signing key. Verification goes through one strict [`Validation`]: the
+//! algorithm is pinned to EdDSA, `exp`, `nbf`, `iat`, `iss` and `aud` are
+//! required, and the leeway is the configured one. `alg: none`, HS256 and any
+//! other algorithm fail before a key is even looked at.
+//!
+//! Expiry is checked twice: by `jsonwebtoken` against the system time, and here
+//! against the injected [`Clock`], so that tests can move time forward.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+
+pub const AUDIENCE: &str = "keybroker";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Server,
+    Browser,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Server => "server",
+            TokenKind::Browser => "browser",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    /// Instance id.
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+    /// Session: the refresh family this token belongs to.
+    pub sid: String,
+    /// Id of the secret or domain key that started the session.
+    pub cred: String,
+    pub kind: TokenKind,
+    /// Browser tokens: the Origin they were minted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// When the session started (the first `/v1/auth`), for its maximum lifetime.
+    pub auth_time: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("signing key is not a PEM block")]
+    NotPem,
+    #[error("signing key PEM must be a PKCS#8 \"PRIVATE KEY\" block")]
+    WrongPemLabel,
+    #[error("signing key is not valid base64 inside its PEM armour")]
+    BadBase64,
+    #[error("signing key is not a PKCS#8 Ed25519 private key")]
+    NotEd25519,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the access token is malformed")]
+    Malformed,
+    #[error("the access token was signed by an unknown key")]
+    UnknownKey,
+    #[error("the access token signature or claims are invalid")]
+    Invalid,
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+}
+
+/// One Ed25519 key: signs new tokens if it is the current one, verifies always.
+struct SigningKey {
+    kid: String,
+    encoding: EncodingKey,
+    public: Vec<u8>,
+}
+
+impl SigningKey {
+    fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| KeyError::NotEd25519)?;
+        let public = pair.public_key().as_ref().to_vec();
+        Ok(SigningKey {
+            kid: thumbprint(&public),
+            encoding: EncodingKey::from_ed_der(der),
+            public,
+        })
+    }
+}
+
+/// RFC 7638 JWK thumbprint of an Ed25519 public key.
+fn thumbprint(public: &[u8]) -> String {
+    let canonical = format!(
+        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+        URL_SAFE_NO_PAD.encode(public)
+    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+    URL_SAFE_NO_PAD.encode(digest.as_ref())
+}
+
+fn pem_to_der(pem: &str) -> Result<Vec<u8>, KeyError> {
+    let pem = pem.trim();
+    let begin = pem.find("-----BEGIN ").ok_or(KeyError::NotPem)?;
+    let after_begin = &pem[begin + 11..];
+    let label_end = after_begin.find("-----").ok_or(KeyError::NotPem)?;
+    if &after_begin[..label_end] != "PRIVATE KEY" {
+        return Err(KeyError::WrongPemLabel);
+    }
+    let body = &after_begin[label_end + 5..];
+    let end = body.find("-----END PRIVATE KEY-----").ok_or(KeyError::NotPem)?;
+    let b64: String = body[..end].split_whitespace().collect();
+    STANDARD.decode(b64).map_err(|_| KeyError::BadBase64)
+}
+
+/// A freshly generated Ed25519 key as PKCS#8 PEM (for `--demo` and tests).
+pub fn generate_pkcs8_pem() -> String {
+    let der = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .expect("the operating system's CSPRNG is unavailable");
+    let b64 = STANDARD.encode(der.as_ref());
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
+pub struct TokenService {
+    issuer: String,
+    current: SigningKey,
+    verifying: HashMap<String, DecodingKey>,
+    validation: Validation,
+    leeway: i64,
+    jwks: serde_json::Value,
+}
+
+impl fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenService")
+            .field("issuer", &self.issuer)
+            .field("kid", &self.current.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What goes into a new token besides the times and ids this service picks.
+#[derive(Debug, Clone)]
+pub struct TokenRequest<'a> {
+    pub instance_id: &'a str,
+    pub credential_id: &'a str,
+    pub kind: TokenKind,
+    pub origin: Option<String>,
+    /// `None` starts a new session; `Some` continues one (refresh).
+    pub session: Option<(&'a str, i64)>,
+    pub ttl_seconds: i64,
+    /// Tokens never outlive their session.
+    pub session_ends_at: Option<i64>,
+}
+
+impl TokenService {
+    /// `current_pem` signs; `previous_pems` only verify (keys being rotated out).
+    pub fn new(
+        issuer: String,
+        current_pem: &str,
+        previous_pems: &[String],
+        leeway_seconds: u64,
+    ) -> Result<Self, KeyError> {
+        let current = SigningKey::from_pkcs8_der(&pem_to_der(current_pem)?)?;
+        let mut keys = vec![(current.kid.clone(), current.public.clone())];
+        for pem in previous_pems {
+            let key = SigningKey::from_pkcs8_der(&pem_to_der(pem)?)?;
+            keys.push((key.kid, key.public));
+        }
+        let verifying = keys
+            .iter()
+            .map(|(kid, public)| (kid.clone(), DecodingKey::from_ed_der(public)))
+            .collect();
+        let jwks = serde_json::json!({
+            "keys": keys.iter().map(|(kid, public)| serde_json::json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "alg": "EdDSA",
+                "use": "sig",
+                "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(public),
+            })).collect::<Vec<_>>()
+        });
+
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.leeway = leeway_seconds;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
+
+        Ok(TokenService {
+            issuer,
+            current,
+            verifying,
+            validation,
+            leeway: i64::try_from(leeway_seconds).unwrap_or(i64::MAX),
+            jwks,
+        })
+    }
+
+    pub fn jwks(&self) -> &serde_json::Value {
+        &self.jwks
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn issue(
+        &self,
+        request: TokenRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        let iat = now.timestamp();
+        let (sid, auth_time) = match request.session {
+            Some((sid, auth_time)) => (sid.to_owned(), auth_time),
+            None => (uuid::Uuid::new_v4().simple().to_string(), iat),
+        };
+        let mut exp = iat + request.ttl_seconds;
+        if let Some(end) = request.session_ends_at {
+            exp = exp.min(end);
+        }
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: request.instance_id.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            iat,
+            nbf: iat,
+            exp,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+            sid,
+            cred: request.credential_id.to_owned(),
+            kind: request.kind,
+            org: request.origin,
+            auth_time,
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.current.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.current.encoding)?;
+        Ok((token, claims))
+    }
+
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::Invalid);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifying.get(kid))
+            .ok_or(TokenError::UnknownKey)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+                    TokenError::Malformed
+                }
+                _ => TokenError::Invalid,
+            }
+        })?;
+        let claims = data.claims;
+        let now = now.timestamp();
+        if claims.exp + self.leeway <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf - self.leeway > now {
+            return Err(TokenError::NotYetValid);
+        }
+        if (claims.kind == TokenKind::Browser) != claims.org.is_some() {
+            return Err(TokenError::Invalid);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> TokenService {
+        TokenService::new("https://kb.test".into(), &generate_pkcs8_pem(), &[], 30).unwrap()
+    }
+
+    fn request() -> TokenRequest<'static> {
+        TokenRequest {
+            instance_id: "ins_1",
+            credential_id: "sk_1",
+            kind: TokenKind::Server,
+            origin: None,
+            session: None,
+            ttl_seconds: 1200,
+            session_ends_at: None,
+        }
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_the_claims() {
+        let svc = service();
+        let now = Utc::now();
+        let (token, claims) = svc.issue(request(), now).unwrap();
+        let verified = svc.verify(&token, now).unwrap();
+        assert_eq!(verified, claims);
+        assert_eq!(verified.exp - verified.iat, 1200);
+    }
+
+    #[test]
+    fn a_token_from_another_key_is_unknown() {
+        let now = Utc::now();
+        let (token, _) = service().issue(request(), now).unwrap();
+        assert_eq!(service().verify(&token, now), Err(TokenError::UnknownKey));
+    }
+
+    #[test]
+    fn expiry_follows_the_injected_clock() {
+        let svc = service();
+        let now = Utc::now();
+        let (token, _) = svc.issue(request(), now).unwrap();
+        let later = now + chrono::Duration::seconds(1200 + 30);
+        assert_eq!(svc.verify(&token, later), Err(TokenError::Expired));
+        let within_leeway = now + chrono::Duration::seconds(1200 + 29);
+        assert!(svc.verify(&token, within_leeway).is_ok());
+    }
+
+    #[test]
+    fn previous_keys_still_verify() {
+        let old_pem = generate_pkcs8_pem();
+        let old = TokenService::new("https://kb.test".into(), &old_pem, &[], 30).unwrap();
+        let now = Utc::now();
+        let (token, _) = old.issue(request(), now).unwrap();
+        let rotated =
+            TokenService::new("https://kb.test".into(), &generate_pkcs8_pem(), &[old_pem], 30).unwrap();
+        assert!(rotated.verify(&token, now).is_ok());
+        assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn pem_errors_are_named() {
+        assert!(matches!(pem_to_der("nope"), Err(KeyError::NotPem)));
+        let rsa = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----";
+        assert!(matches!(pem_to_der(rsa), Err(KeyError::WrongPemLabel)));
+    }
+}
