@@ -206,7 +206,11 @@ const ENV: &[(&str, &str, Kind)] = &[
     ("KEYBROKER_ADMIN_TOKEN", "admin.token", Kind::Text),
     ("KEYBROKER_REDIS_URL", "store.redis_url", Kind::Text),
     ("KEYBROKER_REDIS_KEY_PREFIX", "store.key_prefix", Kind::Text),
-    ("KEYBROKER_REDIS_TIMEOUT_MS", "store.timeout_ms", Kind::Number),
+    (
+        "KEYBROKER_REDIS_TIMEOUT_MS",
+        "store.timeout_ms",
+        Kind::Number,
+    ),
     ("KEYBROKER_SIGNING_KEY_FILE", "signing.key_file", Kind::Text),
     ("KEYBROKER_SIGNING_KEY", "signing.key_pem", Kind::Text),
     ("KEYBROKER_PEPPER", "secrets.pepper", Kind::Text),
@@ -215,15 +219,27 @@ const ENV: &[(&str, &str, Kind)] = &[
         "domain_keys.propagation_seconds",
         Kind::Number,
     ),
-    ("KEYBROKER_TOKEN_TTL_SECONDS", "tokens.ttl_seconds", Kind::Number),
-    ("KEYBROKER_LEEWAY_SECONDS", "tokens.leeway_seconds", Kind::Number),
+    (
+        "KEYBROKER_TOKEN_TTL_SECONDS",
+        "tokens.ttl_seconds",
+        Kind::Number,
+    ),
+    (
+        "KEYBROKER_LEEWAY_SECONDS",
+        "tokens.leeway_seconds",
+        Kind::Number,
+    ),
     ("KEYBROKER_ISSUER", "tokens.issuer", Kind::Text),
     (
         "KEYBROKER_MAX_SESSION_SECONDS",
         "tokens.max_session_seconds",
         Kind::Number,
     ),
-    ("KEYBROKER_MAX_BODY_BYTES", "http.max_body_bytes", Kind::Number),
+    (
+        "KEYBROKER_MAX_BODY_BYTES",
+        "http.max_body_bytes",
+        Kind::Number,
+    ),
     ("KEYBROKER_LOG_FORMAT", "log.format", Kind::Text),
     ("KEYBROKER_LOG_LEVEL", "log.level", Kind::Text),
 ];
@@ -240,14 +256,16 @@ impl Settings {
     ) -> Result<Settings, ConfigError> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-                    path: path.to_owned(),
-                    source,
-                })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
-                    path: path.display().to_string(),
-                    message: e.message().to_owned(),
-                })?
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse {
+                        path: path.display().to_string(),
+                        message: e.message().to_owned(),
+                    })?
             }
             None => toml::Table::new(),
         };
@@ -341,7 +359,9 @@ impl Settings {
             return invalid("tokens.leeway_seconds must be at most 300".into());
         }
         if t.max_session_seconds < t.ttl_seconds {
-            return invalid("tokens.max_session_seconds must be at least tokens.ttl_seconds".into());
+            return invalid(
+                "tokens.max_session_seconds must be at least tokens.ttl_seconds".into(),
+            );
         }
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes must be at least 1024".into());
@@ -361,7 +381,10 @@ impl Settings {
 
 fn read_key_file(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::Invalid(format!("cannot read signing key file {}: {e}", path.display()))
+        ConfigError::Invalid(format!(
+            "cannot read signing key file {}: {e}",
+            path.display()
+        ))
     })
 }
 
@@ -445,7 +468,11 @@ mod tests {
     #[test]
     fn weak_or_missing_secrets_fail_validation() {
         let mut s = Settings::default();
-        assert!(s.validate().unwrap_err().to_string().contains("admin token"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("admin token"));
         s.admin.token = Some(Sensitive::new("short"));
         assert!(s.validate().unwrap_err().to_string().contains("too short"));
         s.admin.token = Some(Sensitive::new("a".repeat(32)));

@@ -165,7 +165,10 @@ impl ResponseError for ApiError {
                 }
                 _ => "Bearer",
             };
-            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)));
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            ));
         }
         if let ApiError::DomainKeyPending { retry_after, .. } = self {
             response.insert_header((header::RETRY_AFTER, retry_after.to_string()));

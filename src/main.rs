@@ -66,7 +66,12 @@ async fn serve(config: Option<PathBuf>, demo_mode: bool) -> Result<(), String> {
             .map_err(|e| format!("cannot seed the demo instance: {e}"))?;
         println!(
             "{}",
-            demo::banner(&seeded, &app.state().public_base_url, &admin_token, &generated)
+            demo::banner(
+                &seeded,
+                &app.state().public_base_url,
+                &admin_token,
+                &generated
+            )
         );
     }
     app.run_until_stopped().await.map_err(|e| e.to_string())

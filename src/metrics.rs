@@ -48,10 +48,26 @@ impl Metrics {
             );
         }
         let counters = [
-            ("keybroker_auth_succeeded_total", "Successful /v1/auth exchanges.", &self.auth_succeeded),
-            ("keybroker_auth_failed_total", "Refused /v1/auth exchanges.", &self.auth_failed),
-            ("keybroker_tokens_issued_total", "Access tokens minted by /v1/auth.", &self.tokens_issued),
-            ("keybroker_tokens_refreshed_total", "Access tokens minted by /v1/refreshToken.", &self.tokens_refreshed),
+            (
+                "keybroker_auth_succeeded_total",
+                "Successful /v1/auth exchanges.",
+                &self.auth_succeeded,
+            ),
+            (
+                "keybroker_auth_failed_total",
+                "Refused /v1/auth exchanges.",
+                &self.auth_failed,
+            ),
+            (
+                "keybroker_tokens_issued_total",
+                "Access tokens minted by /v1/auth.",
+                &self.tokens_issued,
+            ),
+            (
+                "keybroker_tokens_refreshed_total",
+                "Access tokens minted by /v1/refreshToken.",
+                &self.tokens_refreshed,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}");

@@ -50,10 +50,11 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         settings.validate()?;
-        let listener = TcpListener::bind(&settings.listen).map_err(|source| StartupError::Bind {
-            addr: settings.listen.clone(),
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(&settings.listen).map_err(|source| StartupError::Bind {
+                addr: settings.listen.clone(),
+                source,
+            })?;
         let local = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: settings.listen.clone(),
             source,

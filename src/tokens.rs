@@ -6,8 +6,10 @@
 //! required, and the leeway is the configured one. `alg: none`, HS256 and any
 //! other algorithm fail before a key is even looked at.
 //!
-//! Expiry is checked twice: by `jsonwebtoken` against the system time, and here
-//! against the injected [`Clock`], so that tests can move time forward.
+//! `exp` and `nbf` are required by the validation but compared here, against the
+//! injected [`Clock`](crate::clock::Clock), with the same leeway: `jsonwebtoken`
+//! would compare them with the system time, which tests cannot move. There is
+//! exactly one time check, and it is never skipped.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -95,7 +97,8 @@ struct SigningKey {
 
 impl SigningKey {
     fn from_pkcs8_der(der: &[u8]) -> Result<Self, KeyError> {
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| KeyError::NotEd25519)?;
+        let pair =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| KeyError::NotEd25519)?;
         let public = pair.public_key().as_ref().to_vec();
         Ok(SigningKey {
             kid: thumbprint(&public),
@@ -124,7 +127,9 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, KeyError> {
         return Err(KeyError::WrongPemLabel);
     }
     let body = &after_begin[label_end + 5..];
-    let end = body.find("-----END PRIVATE KEY-----").ok_or(KeyError::NotPem)?;
+    let end = body
+        .find("-----END PRIVATE KEY-----")
+        .ok_or(KeyError::NotPem)?;
     let b64: String = body[..end].split_whitespace().collect();
     STANDARD.decode(b64).map_err(|_| KeyError::BadBase64)
 }
@@ -206,8 +211,9 @@ impl TokenService {
 
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = leeway_seconds;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // Presence is required below; the comparison with `now` is in `verify`.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&issuer]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
@@ -279,9 +285,10 @@ impl TokenService {
             match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-                ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
-                    TokenError::Malformed
-                }
+                ErrorKind::InvalidToken
+                | ErrorKind::Base64(_)
+                | ErrorKind::Json(_)
+                | ErrorKind::Utf8(_) => TokenError::Malformed,
                 _ => TokenError::Invalid,
             }
         })?;
@@ -349,13 +356,32 @@ mod tests {
     }
 
     #[test]
+    fn tokens_from_the_future_are_not_valid_yet() {
+        let svc = service();
+        let now = Utc::now();
+        let (token, _) = svc
+            .issue(request(), now + chrono::Duration::seconds(31))
+            .unwrap();
+        assert_eq!(svc.verify(&token, now), Err(TokenError::NotYetValid));
+        let (token, _) = svc
+            .issue(request(), now + chrono::Duration::seconds(30))
+            .unwrap();
+        assert!(svc.verify(&token, now).is_ok());
+    }
+
+    #[test]
     fn previous_keys_still_verify() {
         let old_pem = generate_pkcs8_pem();
         let old = TokenService::new("https://kb.test".into(), &old_pem, &[], 30).unwrap();
         let now = Utc::now();
         let (token, _) = old.issue(request(), now).unwrap();
-        let rotated =
-            TokenService::new("https://kb.test".into(), &generate_pkcs8_pem(), &[old_pem], 30).unwrap();
+        let rotated = TokenService::new(
+            "https://kb.test".into(),
+            &generate_pkcs8_pem(),
+            &[old_pem],
+            30,
+        )
+        .unwrap();
         assert!(rotated.verify(&token, now).is_ok());
         assert_eq!(rotated.jwks()["keys"].as_array().unwrap().len(), 2);
     }

@@ -1,7 +1,7 @@
 //! Generated credentials: API keys, secrets, domain keys and experience tokens.
 //!
-//! Every credential is `prefix + 43 Base62 characters of CSPRNG output (≥ 256 bits)
-//! + 6 Base62 characters of CRC32`, like GitHub's tokens. The checksum lets us
+//! Every credential is a type prefix, 43 Base62 characters of CSPRNG output
+//! (≥ 256 bits) and 6 Base62 characters of CRC32, like GitHub's tokens. The checksum lets us
 //! reject typos and random strings before touching the store, and lets secret
 //! scanners recognise leaked values offline. The prefix says what a string is, so a
 //! secret pasted where a domain key belongs is refused at parse time.

@@ -120,8 +120,7 @@ impl CredentialRecord {
     }
 
     pub fn status(&self, now: DateTime<Utc>) -> CredentialStatus {
-        if self.revoked_at.is_some_and(|t| t <= now) || self.expires_at.is_some_and(|t| t <= now)
-        {
+        if self.revoked_at.is_some_and(|t| t <= now) || self.expires_at.is_some_and(|t| t <= now) {
             CredentialStatus::Revoked
         } else if self.active_at.is_some_and(|t| t > now) {
             CredentialStatus::Pending

@@ -244,10 +244,25 @@ mod tests {
 
     #[test]
     fn malformed_origins_and_patterns_are_refused() {
-        for bad in ["null", "example.com", "https://", "https://a/b", "https://u@a.com", "ftp://a.com"] {
+        for bad in [
+            "null",
+            "example.com",
+            "https://",
+            "https://a/b",
+            "https://u@a.com",
+            "ftp://a.com",
+        ] {
             assert!(bad.parse::<Origin>().is_err(), "{bad}");
         }
-        for bad in ["*.com", "a.*.com", "*example.com", "https://a.com", "a.com:0", "a.com:x", ""] {
+        for bad in [
+            "*.com",
+            "a.*.com",
+            "*example.com",
+            "https://a.com",
+            "a.com:0",
+            "a.com:x",
+            "",
+        ] {
             assert!(bad.parse::<DomainPattern>().is_err(), "{bad}");
         }
     }

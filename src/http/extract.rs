@@ -176,7 +176,10 @@ fn read_body<T: DeserializeOwned + 'static>(
             Some(ct) if is_json(ct) => parse_json(&body),
             Some(FORM) if matches!(accept, Accept::JsonOrForm) => {
                 serde_urlencoded::from_bytes(&body).map_err(|e| {
-                    ApiError::bad_request("invalid_form", format!("the form body is not valid: {e}"))
+                    ApiError::bad_request(
+                        "invalid_form",
+                        format!("the form body is not valid: {e}"),
+                    )
                 })
             }
             // An empty body with no content type is an empty object.

@@ -70,7 +70,9 @@ impl Store for MemoryStore {
         inner
             .by_api_key
             .insert(instance.api_key.clone(), instance.id.clone());
-        inner.instances.insert(instance.id.clone(), instance.clone());
+        inner
+            .instances
+            .insert(instance.id.clone(), instance.clone());
         inner
             .by_hash
             .insert(first_secret.hash.clone(), first_secret.id.clone());

@@ -142,7 +142,11 @@ impl RedisStore {
         format!("{}:{{{instance_id}}}:cred:{id}", self.prefix)
     }
 
-    fn add_credential_to(&self, pipe: &mut redis::Pipeline, credential: &CredentialRecord) -> Result<(), StoreError> {
+    fn add_credential_to(
+        &self,
+        pipe: &mut redis::Pipeline,
+        credential: &CredentialRecord,
+    ) -> Result<(), StoreError> {
         let record = serde_json::to_string(credential).map_err(corrupt)?;
         pipe.hset(
             self.cred_key(&credential.instance_id, &credential.id),
@@ -164,7 +168,9 @@ impl RedisStore {
         Ok(())
     }
 
-    fn parse_credential(fields: HashMap<String, String>) -> Result<Option<CredentialRecord>, StoreError> {
+    fn parse_credential(
+        fields: HashMap<String, String>,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
         let Some(record) = fields.get(FIELD_RECORD) else {
             return Ok(None);
         };
@@ -232,7 +238,11 @@ impl Store for RedisStore {
             .ignore()
             .set(self.api_key_key(&instance.api_key), &instance.id)
             .ignore()
-            .zadd(self.instances_key(), &instance.id, millis(instance.created_at))
+            .zadd(
+                self.instances_key(),
+                &instance.id,
+                millis(instance.created_at),
+            )
             .ignore();
         self.add_credential_to(&mut pipe, first_secret)?;
         let mut conn = self.conn.clone();
@@ -318,7 +328,9 @@ impl Store for RedisStore {
             }
             pipe.del(self.cred_key(id, cred_id)).ignore();
         }
-        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)?;
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)?;
         Ok(true)
     }
 
@@ -394,8 +406,14 @@ impl Store for RedisStore {
         id: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        self.update_field(instance_id, id, FIELD_REVOKED, millis(at).to_string(), "setnx")
-            .await
+        self.update_field(
+            instance_id,
+            id,
+            FIELD_REVOKED,
+            millis(at).to_string(),
+            "setnx",
+        )
+        .await
     }
 
     async fn expire_credential(
@@ -404,8 +422,14 @@ impl Store for RedisStore {
         id: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        self.update_field(instance_id, id, FIELD_EXPIRES, millis(at).to_string(), "min")
-            .await
+        self.update_field(
+            instance_id,
+            id,
+            FIELD_EXPIRES,
+            millis(at).to_string(),
+            "min",
+        )
+        .await
     }
 
     async fn set_domains(

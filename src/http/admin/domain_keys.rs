@@ -28,7 +28,10 @@ fn validate_domains(domains: &[String]) -> Result<Vec<String>, ApiError> {
         ));
     }
     let patterns = parse_patterns(domains).map_err(|(domain, e)| {
-        ApiError::bad_request("invalid_domain", format!("domain {domain:?} is not valid: {e}"))
+        ApiError::bad_request(
+            "invalid_domain",
+            format!("domain {domain:?} is not valid: {e}"),
+        )
     })?;
     Ok(patterns.iter().map(ToString::to_string).collect())
 }

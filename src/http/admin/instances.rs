@@ -115,11 +115,18 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let name = validate_name(&body.name)?;
     let products = validate_products(body.products)?;
-    let ttl = validate_ttl(body.token_ttl_seconds.unwrap_or(state.default_token_ttl_seconds))?;
+    let ttl = validate_ttl(
+        body.token_ttl_seconds
+            .unwrap_or(state.default_token_ttl_seconds),
+    )?;
     let (instance, secret, record) = provision_instance(&state, name, products, ttl).await?;
     let location = format!("/admin/v1/instances/{}", instance.id);
     let mut view = InstanceView::new(instance);
-    view.secret = Some(CredentialView::created(&record, secret.expose(), state.now()));
+    view.secret = Some(CredentialView::created(
+        &record,
+        secret.expose(),
+        state.now(),
+    ));
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))

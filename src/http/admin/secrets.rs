@@ -60,7 +60,11 @@ pub async fn create(
     let (secret, record) = issue_secret(&state, &instance.id).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
-        .json(CredentialView::created(&record, secret.expose(), state.now())))
+        .json(CredentialView::created(
+            &record,
+            secret.expose(),
+            state.now(),
+        )))
 }
 
 #[tracing::instrument(skip_all, fields(instance = %path))]
@@ -133,7 +137,8 @@ pub async fn rotate(
     tracing::info!(instance = %instance_id, secret = %id, grace = body.grace_seconds, "secret rotated");
     let mut view = serde_json::to_value(CredentialView::created(&record, secret.expose(), now))
         .map_err(ApiError::internal)?;
-    view["previous"] = serde_json::to_value(CredentialView::new(&old, now)).map_err(ApiError::internal)?;
+    view["previous"] =
+        serde_json::to_value(CredentialView::new(&old, now)).map_err(ApiError::internal)?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(view))

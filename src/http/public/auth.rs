@@ -88,14 +88,20 @@ async fn exchange(
             if origin.is_some() {
                 return Err(ApiError::SecretFromBrowser);
             }
-            let secret: Secret = raw.trim().parse().map_err(|_| ApiError::InvalidCredentials)?;
+            let secret: Secret = raw
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::InvalidCredentials)?;
             let (instance, credential) =
                 lookup(state, api_key, secret.expose(), CredentialKind::Secret).await?;
             (instance, credential, TokenKind::Server, None)
         }
         Presented::DomainKey(raw) => {
             tracing::Span::current().record("kind", "domain_key");
-            let key: DomainKey = raw.trim().parse().map_err(|_| ApiError::InvalidCredentials)?;
+            let key: DomainKey = raw
+                .trim()
+                .parse()
+                .map_err(|_| ApiError::InvalidCredentials)?;
             let (instance, credential) =
                 lookup(state, api_key, key.expose(), CredentialKind::DomainKey).await?;
             if credential.status(now) == CredentialStatus::Pending {
@@ -115,7 +121,12 @@ async fn exchange(
             if !origin::any_matches(&patterns, &origin) {
                 return Err(ApiError::OriginNotAllowed);
             }
-            (instance, credential, TokenKind::Browser, Some(origin.to_string()))
+            (
+                instance,
+                credential,
+                TokenKind::Browser,
+                Some(origin.to_string()),
+            )
         }
     };
 

@@ -1,0 +1,54 @@
+//! `openapi.yaml` describes every route the router serves, and no other.
+
+use std::collections::BTreeSet;
+
+/// (method, path) pairs under `paths:`: path keys at two spaces, methods at four.
+fn documented() -> BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml at the repository root");
+    let mut found = BTreeSet::new();
+    let mut in_paths = false;
+    let mut path: Option<String> = None;
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.trim().is_empty() && !line.starts_with('#') {
+            in_paths = line.trim_end() == "paths:";
+            path = None;
+            continue;
+        }
+        if !in_paths {
+            continue;
+        }
+        if let Some(key) = line.strip_prefix("  ").filter(|l| !l.starts_with(' ')) {
+            path = key
+                .trim_end()
+                .strip_suffix(':')
+                .map(|k| k.trim_matches(|c| c == '"' || c == '\'').to_owned());
+        } else if let Some(key) = line.strip_prefix("    ").filter(|l| !l.starts_with(' ')) {
+            let key = key.trim_end().trim_end_matches(':');
+            let methods = ["get", "post", "put", "patch", "delete", "options", "head"];
+            if let (Some(path), true) = (&path, methods.contains(&key)) {
+                found.insert((key.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn openapi_documents_every_route_and_nothing_else() {
+    let documented = documented();
+    let served: BTreeSet<(String, String)> = keybroker::http::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = served.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&served).collect();
+    assert!(
+        missing.is_empty(),
+        "routes missing from openapi.yaml: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "openapi.yaml documents routes the router lacks: {extra:?}"
+    );
+}

@@ -1,0 +1,280 @@
+//! The real `keybroker` binary: start-up checks, the demo, and a restart on the
+//! same Redis.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{
+    claims_of, free_port, signing_key_pem, temp_dir, RedisServer, ADMIN_TOKEN, PEPPER,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_keybroker");
+
+struct Broker {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(envs: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().env("RUST_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Runs `keybroker serve` expecting it to refuse to start; returns stderr.
+fn refused(envs: &[(&str, String)]) -> String {
+    let mut child = command(envs)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn keybroker");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                !status.success(),
+                "keybroker started although it should not"
+            );
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return err;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("keybroker neither started nor refused in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn wait_healthy(base: &str) {
+    let client = awc::Client::default();
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("keybroker at {base} did not become healthy");
+}
+
+fn key_file() -> String {
+    let dir = temp_dir("key");
+    let path = dir.join("signing.pem");
+    std::fs::write(&path, signing_key_pem()).unwrap();
+    path.display().to_string()
+}
+
+fn production_env(port: u16, redis_url: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("KEYBROKER_LISTEN", format!("127.0.0.1:{port}")),
+        ("KEYBROKER_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ("KEYBROKER_PEPPER", PEPPER.to_owned()),
+        ("KEYBROKER_SIGNING_KEY_FILE", key_file()),
+        ("KEYBROKER_REDIS_URL", redis_url),
+    ]
+}
+
+async fn start(envs: &[(&str, String)]) -> Broker {
+    let port = envs
+        .iter()
+        .find(|(k, _)| *k == "KEYBROKER_LISTEN")
+        .and_then(|(_, v)| v.rsplit(':').next())
+        .unwrap()
+        .to_owned();
+    let child = command(envs)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn keybroker");
+    let base = format!("http://127.0.0.1:{port}");
+    let broker = Broker { child, base };
+    wait_healthy(&broker.base).await;
+    broker
+}
+
+#[test]
+fn start_up_refuses_missing_or_weak_settings() {
+    let err = refused(&[("KEYBROKER_LISTEN", "127.0.0.1:0".into())]);
+    assert!(err.contains("KEYBROKER_ADMIN_TOKEN"), "{err}");
+
+    let err = refused(&[("KEYBROKER_ADMIN_TOKEN", "short".into())]);
+    assert!(err.contains("too short"), "{err}");
+
+    let err = refused(&[
+        ("KEYBROKER_ADMIN_TOKEN", ADMIN_TOKEN.into()),
+        ("KEYBROKER_PEPPER", PEPPER.into()),
+    ]);
+    assert!(err.contains("KEYBROKER_SIGNING_KEY_FILE"), "{err}");
+
+    let dir = temp_dir("badkey");
+    let bad_key = dir.join("bad.pem");
+    std::fs::write(
+        &bad_key,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let err = refused(&[
+        ("KEYBROKER_ADMIN_TOKEN", ADMIN_TOKEN.into()),
+        ("KEYBROKER_PEPPER", PEPPER.into()),
+        ("KEYBROKER_SIGNING_KEY_FILE", bad_key.display().to_string()),
+    ]);
+    assert!(err.contains("Ed25519"), "{err}");
+
+    // Nothing listens on this port: the Redis backend must refuse to start.
+    let mut env = production_env(free_port(), format!("redis://127.0.0.1:{}/", free_port()));
+    env.retain(|(k, _)| *k != "KEYBROKER_LISTEN");
+    env.push(("KEYBROKER_LISTEN", "127.0.0.1:0".into()));
+    let err = refused(&env);
+    assert!(err.contains("Redis"), "{err}");
+}
+
+#[actix_web::test]
+async fn a_new_process_on_the_same_redis_keeps_every_credential() {
+    let redis = RedisServer::start();
+    let port = free_port();
+    let env = production_env(port, redis.url());
+    let client = awc::Client::default();
+
+    let first = start(&env).await;
+    let mut created = client
+        .post(format!("{}/admin/v1/instances", first.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send_json(&json!({"name": "persisted", "products": {"search": {"upstream": "http://127.0.0.1:9"}}}))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let api_key = created["api_key"].as_str().unwrap().to_owned();
+    let secret = created["secret"]["value"].as_str().unwrap().to_owned();
+    drop(first);
+
+    let second = start(&env).await;
+    let mut reply = client
+        .post(format!("{}/v1/auth", second.base))
+        .insert_header(("x-inbenta-key", api_key.as_str()))
+        .send_json(&json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(
+        body["apis"]["search"],
+        json!(format!("{}/prod/search", second.base))
+    );
+    let mut list = client
+        .get(format!("{}/admin/v1/instances", second.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let list: serde_json::Value = list.json().await.unwrap();
+    assert_eq!(list["instances"][0]["name"], json!("persisted"));
+}
+
+#[actix_web::test]
+async fn the_demo_works_end_to_end() {
+    let port = free_port();
+    let mut child = command(&[("KEYBROKER_LISTEN", format!("127.0.0.1:{port}"))])
+        .args(["serve", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn keybroker --demo");
+    let stdout = child.stdout.take().unwrap();
+    let broker = Broker {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let banner = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.starts_with("Public keys:");
+            text.push_str(&line);
+            text.push('\n');
+            if done {
+                break;
+            }
+        }
+        text
+    })
+    .join()
+    .unwrap();
+    let field = |label: &str| {
+        banner
+            .lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .and_then(|l| l.trim_start()[label.len()..].split_whitespace().next())
+            .unwrap_or_else(|| panic!("{label} missing from the banner:\n{banner}"))
+            .to_owned()
+    };
+    let (api_key, secret, domain_key) = (field("API key"), field("secret"), field("domain key"));
+    assert!(banner.contains("curl"), "the banner shows curl commands");
+    wait_healthy(&broker.base).await;
+
+    let client = awc::Client::default();
+    let mut reply = client
+        .post(format!("{}/v1/auth", broker.base))
+        .insert_header(("x-inbenta-key", api_key.as_str()))
+        .send_json(&json!({"secret": secret}))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let body: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(body["expires_in"], json!(1200));
+    assert!(body["apis"].as_object().is_some_and(|a| !a.is_empty()));
+    let token = body["accessToken"].as_str().unwrap().to_owned();
+
+    let mut reply = client
+        .post(format!("{}/v1/auth", broker.base))
+        .insert_header(("x-inbenta-key", api_key.as_str()))
+        .insert_header(("origin", keybroker::demo::DEMO_ORIGIN))
+        .send_json(&json!({"domain_key": domain_key}))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "{:?}", reply.body().await);
+
+    let mut reply = client
+        .post(format!("{}/v1/refreshToken", broker.base))
+        .insert_header(("x-inbenta-key", api_key.as_str()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let refreshed: serde_json::Value = reply.json().await.unwrap();
+    let new_token = refreshed["accessToken"].as_str().unwrap();
+    assert_eq!(claims_of(new_token)["sid"], claims_of(&token)["sid"]);
+
+    let reply = client
+        .get(format!("{}/v1/apis", broker.base))
+        .insert_header(("x-inbenta-key", api_key.as_str()))
+        .bearer_auth(new_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+}
