@@ -302,6 +302,11 @@ async fn launch(
         .await
         .expect("the application failed to build");
     let address = format!("http://127.0.0.1:{}", app.port());
+    // Peers behind one load balancer share the public URL (and so the issuer).
+    let mut settings = settings;
+    settings
+        .public_base_url
+        .get_or_insert_with(|| address.clone());
     let handle = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
@@ -318,11 +323,10 @@ async fn launch(
 }
 
 impl TestApp {
-    /// A second broker process on the same store (Redis) with the same keys and
-    /// its own clock view (shared, so both see the same time).
+    /// A second broker on the same store (Redis), keys, public URL and clock, as
+    /// a replica behind the same load balancer would be.
     pub async fn spawn_peer(&self) -> TestApp {
-        let mut settings = self.settings.clone();
-        settings.public_base_url = None;
+        let settings = self.settings.clone();
         launch(
             self.backend,
             settings,
