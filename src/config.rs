@@ -47,6 +47,7 @@ pub struct Settings {
     pub domain_keys: DomainKeySettings,
     pub tokens: TokenSettings,
     pub http: HttpSettings,
+    pub gateway: GatewaySettings,
     pub log: LogSettings,
 }
 
@@ -96,12 +97,22 @@ pub struct TokenSettings {
     pub issuer: Option<String>,
     /// A refresh family may not outlive this, counted from the first `/v1/auth`.
     pub max_session_seconds: u64,
+    /// Presenting the same token to `/v1/refreshToken` within this window
+    /// returns the same successor (two tabs refreshing at once both keep working).
+    pub refresh_reuse_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// How long the gateway waits for an upstream's response head.
+    pub upstream_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +137,7 @@ impl Default for Settings {
             domain_keys: DomainKeySettings::default(),
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
+            gateway: GatewaySettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -156,6 +168,7 @@ impl Default for TokenSettings {
             leeway_seconds: 30,
             issuer: None,
             max_session_seconds: 86_400,
+            refresh_reuse_seconds: 10,
         }
     }
 }
@@ -164,6 +177,14 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            upstream_timeout_ms: 30_000,
         }
     }
 }
@@ -362,6 +383,12 @@ impl Settings {
             return invalid(
                 "tokens.max_session_seconds must be at least tokens.ttl_seconds".into(),
             );
+        }
+        if t.refresh_reuse_seconds > 60 {
+            return invalid("tokens.refresh_reuse_seconds must be at most 60".into());
+        }
+        if self.gateway.upstream_timeout_ms == 0 {
+            return invalid("gateway.upstream_timeout_ms must be at least 1".into());
         }
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes must be at least 1024".into());

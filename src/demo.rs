@@ -4,7 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Duration;
+use serde_json::json;
 
 use crate::config::{Sensitive, Settings};
 use crate::domain::instance::Product;
@@ -57,15 +62,57 @@ pub struct DemoInstance {
     pub domain_key: String,
 }
 
-pub async fn seed(state: &AppState) -> Result<DemoInstance, ApiError> {
-    let base = &state.public_base_url;
+/// The built-in echo upstream: answers every request with what reached it, so
+/// the quickstart shows what the gateway forwards (and what it strips).
+async fn echo(req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let keybroker_headers: BTreeMap<String, String> = req
+        .headers()
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("x-keybroker-"))
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({
+        "echo": true,
+        "method": req.method().as_str(),
+        "path": req.path(),
+        "query": req.query_string(),
+        "keybroker_headers": keybroker_headers,
+        "authorization_received": header("authorization").is_some(),
+        "api_key_received": header("x-inbenta-key").is_some(),
+        "body_bytes": body.len(),
+    }))
+}
+
+/// Starts the echo upstream on a free loopback port; returns its base URL.
+pub fn start_echo() -> std::io::Result<(String, Server)> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let server = HttpServer::new(|| App::new().default_service(web::to(echo)))
+        .workers(1)
+        .listen(listener)?
+        .run();
+    Ok((base, server))
+}
+
+pub async fn seed(state: &AppState, echo_base: &str) -> Result<DemoInstance, ApiError> {
     let products: BTreeMap<String, Product> = ["search", "chat"]
         .into_iter()
         .map(|slug| {
             (
                 slug.to_owned(),
                 Product {
-                    upstream: format!("{base}/demo/echo/{slug}"),
+                    upstream: format!("{echo_base}/{slug}"),
                 },
             )
         })
@@ -93,7 +140,13 @@ pub async fn seed(state: &AppState) -> Result<DemoInstance, ApiError> {
 }
 
 /// The banner printed on stdout: credentials and ready-to-paste commands.
-pub fn banner(demo: &DemoInstance, base: &str, admin_token: &str, generated: &Generated) -> String {
+pub fn banner(
+    demo: &DemoInstance,
+    base: &str,
+    store: &str,
+    admin_token: &str,
+    generated: &Generated,
+) -> String {
     let mut notes = Vec::new();
     if generated.signing_key {
         notes.push("a fresh Ed25519 signing key (tokens die with this process)");
@@ -111,7 +164,7 @@ pub fn banner(demo: &DemoInstance, base: &str, admin_token: &str, generated: &Ge
     };
     format!(
         r#"
-keybroker demo — in-memory store, nothing is persisted.
+keybroker demo — {store}.
 {generated_line}
   instance     {instance}
   API key      {api_key}
@@ -129,6 +182,12 @@ Refresh, list the products (put the accessToken in TOKEN first):
   TOKEN=$(curl -s -X POST {base}/v1/auth -H 'x-inbenta-key: {api_key}' -d 'secret={secret}' | sed -E 's/.*"accessToken":"([^"]+)".*/\1/')
   curl -s -X POST {base}/v1/refreshToken -H 'x-inbenta-key: {api_key}' -H "Authorization: Bearer $TOKEN"
   curl -s {base}/v1/apis -H 'x-inbenta-key: {api_key}' -H "Authorization: Bearer $TOKEN"
+
+Call a product through the gateway (proxied to the built-in echo upstream):
+  curl -s "{base}/prod/search/v1/search?q=hello" -H 'x-inbenta-key: {api_key}' -H "Authorization: Bearer $TOKEN"
+
+Log out (revokes the token and its session):
+  curl -s -X POST {base}/v1/revoke -H 'x-inbenta-key: {api_key}' -H "Authorization: Bearer $TOKEN"
 
 Admin:
   curl -s {base}/admin/v1/instances -H 'Authorization: Bearer {admin_token}'

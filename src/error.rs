@@ -35,6 +35,18 @@ pub enum ApiError {
     InvalidToken(TokenError),
     #[error("the access token has expired")]
     TokenExpired,
+    #[error("the access token is not valid yet")]
+    TokenNotYetValid,
+    #[error("the access token has been revoked")]
+    TokenRevoked,
+    #[error("this instance has no product {0:?}")]
+    UnknownProduct(String),
+    #[error("the path must not contain . or .. segments")]
+    InvalidPath,
+    #[error("the product's upstream is unavailable")]
+    UpstreamUnavailable,
+    #[error("the product's upstream did not answer in time")]
+    UpstreamTimeout,
     #[error("the access token belongs to another instance")]
     InstanceMismatch,
     #[error("the credential that started this session was revoked")]
@@ -91,6 +103,12 @@ impl ApiError {
             MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
             InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
+            TokenNotYetValid => (StatusCode::UNAUTHORIZED, "token_not_yet_valid"),
+            TokenRevoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
+            UnknownProduct(_) => (StatusCode::NOT_FOUND, "unknown_product"),
+            InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
+            UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
+            UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             InstanceMismatch => (StatusCode::FORBIDDEN, "instance_mismatch"),
             CredentialRevoked => (StatusCode::UNAUTHORIZED, "credential_revoked"),
             SessionExpired => (StatusCode::UNAUTHORIZED, "session_expired"),
@@ -128,6 +146,7 @@ impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {
             TokenError::Expired => ApiError::TokenExpired,
+            TokenError::NotYetValid => ApiError::TokenNotYetValid,
             other => ApiError::InvalidToken(other),
         }
     }
@@ -160,9 +179,10 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             let challenge = match self {
-                ApiError::InvalidToken(_) | ApiError::TokenExpired => {
-                    r#"Bearer error="invalid_token""#
-                }
+                ApiError::InvalidToken(_)
+                | ApiError::TokenExpired
+                | ApiError::TokenNotYetValid
+                | ApiError::TokenRevoked => r#"Bearer error="invalid_token""#,
                 _ => "Bearer",
             };
             response.insert_header((

@@ -57,21 +57,26 @@ async fn serve(config: Option<PathBuf>, demo_mode: bool) -> Result<(), String> {
         .map(|t| t.expose().to_owned())
         .unwrap_or_default();
 
+    let store = if settings.store.redis_url.is_some() {
+        "Redis store"
+    } else {
+        "in-memory store, nothing is persisted"
+    };
+
     let app = Application::build(settings)
         .await
         .map_err(|e| e.to_string())?;
     if let Some(generated) = generated {
-        let seeded = demo::seed(app.state())
+        let (echo_base, echo) =
+            demo::start_echo().map_err(|e| format!("cannot start the demo upstream: {e}"))?;
+        actix_web::rt::spawn(echo);
+        let seeded = demo::seed(app.state(), &echo_base)
             .await
             .map_err(|e| format!("cannot seed the demo instance: {e}"))?;
+        let base = &app.state().public_base_url;
         println!(
             "{}",
-            demo::banner(
-                &seeded,
-                &app.state().public_base_url,
-                &admin_token,
-                &generated
-            )
+            demo::banner(&seeded, base, store, &admin_token, &generated)
         );
     }
     app.run_until_stopped().await.map_err(|e| e.to_string())

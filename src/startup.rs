@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::domain::credential::CredentialHasher;
+use crate::http::gateway::proxy::Upstream;
 use crate::http::{self, AdminToken, AppState};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
@@ -70,9 +71,11 @@ impl Application {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let server_state = state.clone();
+        let upstream_timeout = Duration::from_millis(settings.gateway.upstream_timeout_ms);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(server_state.clone())
+                .app_data(web::Data::new(Upstream::new(upstream_timeout)))
                 .wrap(from_fn(telemetry::request_id))
                 .configure(http::configure)
                 .default_service(web::to(http::route_not_found))
@@ -154,6 +157,8 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
         propagation_seconds: settings.domain_keys.propagation_seconds,
         default_token_ttl_seconds: settings.tokens.ttl_seconds,
         max_session_seconds: settings.tokens.max_session_seconds,
+        refresh_reuse_seconds: settings.tokens.refresh_reuse_seconds,
+        leeway_seconds: settings.tokens.leeway_seconds,
         max_body_bytes: settings.http.max_body_bytes,
     })
 }

@@ -145,6 +145,12 @@ impl FromStr for DomainPattern {
         if wildcard && !host.contains('.') {
             return Err(OriginError::BadWildcard);
         }
+        // Origins drop their scheme's default port, so patterns do too.
+        let port = match port {
+            Some(443) => None,
+            Some(80) if is_loopback_name(host) => None,
+            other => other,
+        };
         Ok(DomainPattern {
             wildcard,
             host: host.to_owned(),
@@ -231,6 +237,13 @@ mod tests {
         assert!(p("localhost:3000").matches(&o("http://localhost:3000")));
         assert!(!p("localhost:3000").matches(&o("http://localhost:3001")));
         assert!(!p("localhost").matches(&o("http://localhost:3000")));
+    }
+
+    #[test]
+    fn default_ports_in_patterns_are_dropped() {
+        assert!(p("example.com:443").matches(&o("https://example.com")));
+        assert!(p("localhost:80").matches(&o("http://localhost")));
+        assert_eq!(p("example.com:443").to_string(), "example.com");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! HTTP routes, grouped by audience: `public` (the Inbenta-compatible API),
 //! `admin` (operators) and `ops` (health and metrics).
 
+pub mod access;
 pub mod admin;
 pub mod extract;
+pub mod gateway;
 pub mod ops;
 pub mod public;
 
@@ -13,9 +15,10 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
 use crate::domain::credential::{CredentialHash, CredentialHasher};
+use crate::domain::instance::MAX_TOKEN_TTL_SECONDS;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{Revocation, Store, StoreError};
 use crate::tokens::TokenService;
 
 /// Everything a handler may use, built once in `startup`.
@@ -30,6 +33,8 @@ pub struct AppState {
     pub propagation_seconds: u64,
     pub default_token_ttl_seconds: u64,
     pub max_session_seconds: u64,
+    pub refresh_reuse_seconds: u64,
+    pub leeway_seconds: u64,
     pub max_body_bytes: usize,
 }
 
@@ -51,6 +56,45 @@ impl AppState {
                 )
             })
             .collect()
+    }
+}
+
+impl AppState {
+    /// Records a revocation for as long as a token it names could still be
+    /// alive: until `keep_until` (unix seconds) plus the leeway.
+    pub async fn revoke(
+        &self,
+        instance_id: &str,
+        revocation: Revocation<'_>,
+        keep_until: i64,
+    ) -> Result<(), StoreError> {
+        let leeway = i64::try_from(self.leeway_seconds).unwrap_or(0);
+        let ttl = keep_until + leeway - self.now().timestamp();
+        self.store.revoke(instance_id, revocation, ttl.max(1)).await
+    }
+
+    /// When the last token issued at or before `at` (unix seconds) expires.
+    pub fn last_expiry_of_tokens_issued_by(&self, at: i64) -> i64 {
+        at + i64::try_from(MAX_TOKEN_TTL_SECONDS).unwrap_or(0)
+    }
+
+    /// Kills every token `credential_id` minted, from `at` on.
+    pub async fn revoke_credential_tokens(
+        &self,
+        instance_id: &str,
+        credential_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let before = at.timestamp();
+        self.revoke(
+            instance_id,
+            Revocation::Credential {
+                id: credential_id,
+                before,
+            },
+            self.last_expiry_of_tokens_issued_by(before),
+        )
+        .await
     }
 }
 
@@ -86,7 +130,7 @@ macro_rules! routes {
             $(
                 cfg.service(
                     web::resource($path)
-                        $( .route(web::method(actix_web::http::Method::$method).to($handler)) )+
+                        $( .route(route_for(stringify!($method)).to($handler)) )+
                         .default_service(web::to(method_not_allowed)),
                 );
             )*
@@ -94,10 +138,22 @@ macro_rules! routes {
     };
 }
 
+/// `ANY` matches every method; others are the HTTP method of that name.
+fn route_for(method: &str) -> actix_web::Route {
+    match actix_web::http::Method::from_bytes(method.as_bytes()) {
+        Ok(m) if method != "ANY" => web::method(m),
+        _ => web::route(),
+    }
+}
+
 routes! {
     "/v1/auth" => { POST: public::auth::auth },
     "/v1/refreshToken" => { POST: public::refresh::refresh },
     "/v1/apis" => { GET: public::apis::apis },
+    "/v1/revoke" => { POST: public::revoke::revoke },
+    "/v1/introspect" => { POST: public::introspect::introspect },
+    "/v1/verify" => { GET: gateway::verify::verify },
+    "/prod/{product}/{path:.*}" => { ANY: gateway::proxy::forward },
     "/.well-known/jwks.json" => { GET: public::jwks::jwks },
     "/admin/v1/instances" => {
         POST: admin::instances::create,
@@ -107,6 +163,9 @@ routes! {
         GET: admin::instances::get,
         PATCH: admin::instances::update,
         DELETE: admin::instances::delete,
+    },
+    "/admin/v1/instances/{id}/revoke-tokens" => {
+        POST: admin::revocations::revoke_tokens,
     },
     "/admin/v1/instances/{id}/secrets" => {
         POST: admin::secrets::create,

@@ -2,12 +2,13 @@
 //! `keybroker serve --demo` works with nothing else running.
 
 use std::collections::HashMap;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError};
+use super::{Revocation, Revocations, Store, StoreError};
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
 
@@ -19,9 +20,54 @@ struct Inner {
     by_hash: HashMap<CredentialHash, String>,
 }
 
+/// Short-lived entries (revocations, refresh successors) with their deadline.
+#[derive(Debug, Default)]
+struct Expiring {
+    entries: HashMap<String, (String, Instant)>,
+    writes_since_sweep: usize,
+}
+
+impl Expiring {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .get(key)
+            .filter(|(_, deadline)| *deadline > Instant::now())
+            .map(|(v, _)| v.as_str())
+    }
+
+    fn put(&mut self, key: String, value: String, ttl_seconds: i64) {
+        let ttl = Duration::from_secs(u64::try_from(ttl_seconds.max(1)).unwrap_or(1));
+        let deadline = Instant::now() + ttl;
+        let kept = self
+            .entries
+            .get(&key)
+            .map(|(_, d)| *d)
+            .filter(|d| *d > deadline);
+        self.entries.insert(key, (value, kept.unwrap_or(deadline)));
+        // Sweep expired entries now and then, so memory stays bounded by what
+        // is alive.
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= 1024 {
+            let now = Instant::now();
+            self.entries.retain(|_, (_, d)| *d > now);
+            self.writes_since_sweep = 0;
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: RwLock<Inner>,
+    expiring: Mutex<Expiring>,
+}
+
+fn revocation_key(instance_id: &str, revocation: &Revocation<'_>) -> String {
+    match revocation {
+        Revocation::Token { jti } => format!("{instance_id}/jti/{jti}"),
+        Revocation::Session { sid } => format!("{instance_id}/sid/{sid}"),
+        Revocation::Credential { id, .. } => format!("{instance_id}/cred/{id}"),
+        Revocation::Instance { .. } => format!("{instance_id}/all"),
+    }
 }
 
 impl MemoryStore {
@@ -37,6 +83,10 @@ impl MemoryStore {
 
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn expiring(&self) -> std::sync::MutexGuard<'_, Expiring> {
+        self.expiring.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn update_credential(
@@ -224,5 +274,74 @@ impl Store for MemoryStore {
             c.last_used_at = Some(c.last_used_at.map_or(at, |t| t.max(at)));
         });
         Ok(())
+    }
+
+    async fn revoke(
+        &self,
+        instance_id: &str,
+        revocation: Revocation<'_>,
+        ttl_seconds: i64,
+    ) -> Result<(), StoreError> {
+        let key = revocation_key(instance_id, &revocation);
+        let mut expiring = self.expiring();
+        let current = expiring.get(&key).and_then(|v| v.parse::<i64>().ok());
+        let value = match revocation {
+            Revocation::Token { .. } | Revocation::Session { .. } => 1,
+            Revocation::Credential { before, .. } => current.map_or(before, |c| c.min(before)),
+            Revocation::Instance { before } => current.map_or(before, |c| c.max(before)),
+        };
+        expiring.put(key, value.to_string(), ttl_seconds);
+        Ok(())
+    }
+
+    async fn revocations(
+        &self,
+        instance_id: &str,
+        jti: &str,
+        sid: &str,
+        credential_id: &str,
+    ) -> Result<Revocations, StoreError> {
+        let expiring = self.expiring();
+        let time = |r: Revocation<'_>| {
+            expiring
+                .get(&revocation_key(instance_id, &r))
+                .and_then(|v| v.parse().ok())
+        };
+        Ok(Revocations {
+            jti: expiring
+                .get(&revocation_key(instance_id, &Revocation::Token { jti }))
+                .is_some(),
+            sid: expiring
+                .get(&revocation_key(instance_id, &Revocation::Session { sid }))
+                .is_some(),
+            credential_before: time(Revocation::Credential {
+                id: credential_id,
+                before: 0,
+            }),
+            instance_before: time(Revocation::Instance { before: 0 }),
+        })
+    }
+
+    async fn remember_successor(
+        &self,
+        instance_id: &str,
+        jti: &str,
+        token: &str,
+        ttl_seconds: i64,
+    ) -> Result<String, StoreError> {
+        let key = format!("{instance_id}/succ/{jti}");
+        let mut expiring = self.expiring();
+        if let Some(existing) = expiring.get(&key) {
+            return Ok(existing.to_owned());
+        }
+        expiring.put(key, token.to_owned(), ttl_seconds);
+        Ok(token.to_owned())
+    }
+
+    async fn successor(&self, instance_id: &str, jti: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .expiring()
+            .get(&format!("{instance_id}/succ/{jti}"))
+            .map(str::to_owned))
     }
 }

@@ -6,6 +6,13 @@
 //! one field at a time, never by writing back a whole record that was read
 //! earlier, so a concurrent `last_used_at` update can never resurrect a revoked
 //! credential.
+//!
+//! Revocations (SPEC §5) live in the same store, so that a revocation made
+//! through one broker process is seen by every other process on the same Redis.
+//! Each entry expires when nothing it could apply to is still alive: a `jti`
+//! entry when its token expires (plus leeway), a credential or instance entry
+//! when the longest-lived token issued before it has expired. Nothing grows
+//! forever.
 
 pub mod memory;
 pub mod redis;
@@ -15,6 +22,38 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
+
+/// What the revocation lists say about one token; one store round trip.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revocations {
+    pub jti: bool,
+    pub sid: bool,
+    /// Tokens of this credential issued at or before this unix second are dead
+    /// once it has passed (a rotation grace puts it in the future).
+    pub credential_before: Option<i64>,
+    /// Tokens of this instance issued at or before this unix second are dead.
+    pub instance_before: Option<i64>,
+}
+
+impl Revocations {
+    pub fn revokes(&self, issued_at: i64, now: i64) -> bool {
+        self.jti
+            || self.sid
+            || self
+                .credential_before
+                .is_some_and(|t| t <= now && issued_at <= t)
+            || self.instance_before.is_some_and(|t| issued_at <= t)
+    }
+}
+
+/// A revocation to record, and until when (unix seconds) it must be kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation<'a> {
+    Token { jti: &'a str },
+    Session { sid: &'a str },
+    Credential { id: &'a str, before: i64 },
+    Instance { before: i64 },
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -86,4 +125,36 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Records a revocation, kept for `ttl_seconds` (at least one second) or
+    /// longer if it was already kept longer. Instance entries keep the latest
+    /// time (revoke more); credential entries the earliest (a revocation cuts a
+    /// rotation grace short).
+    async fn revoke(
+        &self,
+        instance_id: &str,
+        revocation: Revocation<'_>,
+        ttl_seconds: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Every list that could name this token, read at once.
+    async fn revocations(
+        &self,
+        instance_id: &str,
+        jti: &str,
+        sid: &str,
+        credential_id: &str,
+    ) -> Result<Revocations, StoreError>;
+
+    /// Remembers the token that succeeded `jti` on refresh, unless one is
+    /// remembered already; returns the one that is remembered afterwards.
+    async fn remember_successor(
+        &self,
+        instance_id: &str,
+        jti: &str,
+        token: &str,
+        ttl_seconds: i64,
+    ) -> Result<String, StoreError>;
+
+    async fn successor(&self, instance_id: &str, jti: &str) -> Result<Option<String>, StoreError>;
 }

@@ -13,10 +13,16 @@
 //! | `P:{<instance>}:instance` | string | instance JSON |
 //! | `P:{<instance>}:creds` | zset | credential ids by creation time |
 //! | `P:{<instance>}:cred:<id>` | hash | `record` (JSON) and the mutable fields |
+//! | `P:{<instance>}:rev:jti:<jti>` | string, TTL | revoked token |
+//! | `P:{<instance>}:rev:sid:<sid>` | string, TTL | revoked session |
+//! | `P:{<instance>}:rev:cred:<id>` | string, TTL | unix second: tokens of the credential issued by then are dead |
+//! | `P:{<instance>}:rev:all` | string, TTL | unix second: tokens of the instance issued by then are dead |
+//! | `P:{<instance>}:succ:<jti>` | string, TTL | the token that succeeded `jti` on refresh |
 //!
-//! These keys are owned: they live exactly as long as their instance or
+//! The first six are owned: they live exactly as long as their instance or
 //! credential and are deleted with it. Field updates go through a script that
-//! refuses to recreate a deleted credential's hash.
+//! refuses to recreate a deleted credential's hash. The last five always carry
+//! a TTL.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,7 +32,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{Store, StoreError};
+use super::{Revocation, Revocations, Store, StoreError};
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
 
@@ -50,11 +56,28 @@ end
 return 1
 "#;
 
+/// Sets a revocation time keeping the earlier (`min`) or later (`max`) one, and
+/// never shortens the key's TTL.
+const REVOKE_AT: &str = r#"
+local cur = redis.call('GET', KEYS[1])
+local new = tonumber(ARGV[1])
+if cur then
+  cur = tonumber(cur)
+  if (ARGV[3] == 'min' and cur < new) or (ARGV[3] == 'max' and cur > new) then new = cur end
+end
+local ttl = redis.call('TTL', KEYS[1])
+local want = tonumber(ARGV[2])
+if ttl > want then want = ttl end
+redis.call('SET', KEYS[1], new, 'EX', want)
+return 1
+"#;
+
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     update_field: Script,
+    revoke_at: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -104,6 +127,7 @@ impl RedisStore {
             conn,
             prefix: prefix.to_owned(),
             update_field: Script::new(UPDATE_FIELD),
+            revoke_at: Script::new(REVOKE_AT),
         };
         store.ping().await?;
         Ok(store)
@@ -140,6 +164,20 @@ impl RedisStore {
 
     fn cred_key(&self, instance_id: &str, id: &str) -> String {
         format!("{}:{{{instance_id}}}:cred:{id}", self.prefix)
+    }
+
+    fn revocation_key(&self, instance_id: &str, revocation: &Revocation<'_>) -> String {
+        let p = &self.prefix;
+        match revocation {
+            Revocation::Token { jti } => format!("{p}:{{{instance_id}}}:rev:jti:{jti}"),
+            Revocation::Session { sid } => format!("{p}:{{{instance_id}}}:rev:sid:{sid}"),
+            Revocation::Credential { id, .. } => format!("{p}:{{{instance_id}}}:rev:cred:{id}"),
+            Revocation::Instance { .. } => format!("{p}:{{{instance_id}}}:rev:all"),
+        }
+    }
+
+    fn successor_key(&self, instance_id: &str, jti: &str) -> String {
+        format!("{}:{{{instance_id}}}:succ:{jti}", self.prefix)
     }
 
     fn add_credential_to(
@@ -460,5 +498,94 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn revoke(
+        &self,
+        instance_id: &str,
+        revocation: Revocation<'_>,
+        ttl_seconds: i64,
+    ) -> Result<(), StoreError> {
+        let key = self.revocation_key(instance_id, &revocation);
+        let ttl = ttl_seconds.max(1);
+        let mut conn = self.conn.clone();
+        let (value, mode) = match revocation {
+            Revocation::Token { .. } | Revocation::Session { .. } => (1, "max"),
+            Revocation::Credential { before, .. } => (before, "min"),
+            Revocation::Instance { before } => (before, "max"),
+        };
+        let _: i64 = self
+            .revoke_at
+            .key(key)
+            .arg(value)
+            .arg(ttl)
+            .arg(mode)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn revocations(
+        &self,
+        instance_id: &str,
+        jti: &str,
+        sid: &str,
+        credential_id: &str,
+    ) -> Result<Revocations, StoreError> {
+        let keys = [
+            self.revocation_key(instance_id, &Revocation::Token { jti }),
+            self.revocation_key(instance_id, &Revocation::Session { sid }),
+            self.revocation_key(
+                instance_id,
+                &Revocation::Credential {
+                    id: credential_id,
+                    before: 0,
+                },
+            ),
+            self.revocation_key(instance_id, &Revocation::Instance { before: 0 }),
+        ];
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<i64>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let at = |i: usize| values.get(i).copied().flatten();
+        Ok(Revocations {
+            jti: at(0).is_some(),
+            sid: at(1).is_some(),
+            credential_before: at(2),
+            instance_before: at(3),
+        })
+    }
+
+    async fn remember_successor(
+        &self,
+        instance_id: &str,
+        jti: &str,
+        token: &str,
+        ttl_seconds: i64,
+    ) -> Result<String, StoreError> {
+        let mut conn = self.conn.clone();
+        // NX + GET: atomically store ours unless another refresh won the race.
+        let previous: Option<String> = redis::cmd("SET")
+            .arg(self.successor_key(instance_id, jti))
+            .arg(token)
+            .arg("NX")
+            .arg("GET")
+            .arg("EX")
+            .arg(ttl_seconds.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(previous.unwrap_or_else(|| token.to_owned()))
+    }
+
+    async fn successor(&self, instance_id: &str, jti: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        conn.get(self.successor_key(instance_id, jti))
+            .await
+            .map_err(unavailable)
     }
 }

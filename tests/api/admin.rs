@@ -387,7 +387,7 @@ async fn two_processes_on_one_redis_share_credentials() {
     assert_eq!(a.admin("DELETE", &path, None).await.status, 200);
     b.refresh(&created.api_key, &token, None)
         .await
-        .assert_error(401, "credential_revoked");
+        .assert_error(401, "token_revoked");
     b.auth_with_secret(&created.api_key, &created.secret)
         .await
         .assert_error(401, "invalid_credentials");

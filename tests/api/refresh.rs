@@ -104,7 +104,7 @@ async fn refresh_stops_when_the_secret_is_revoked(backend: Backend) {
     assert_eq!(app.admin("DELETE", &path, None).await.status, 200);
     app.refresh(&created.api_key, &token, None)
         .await
-        .assert_error(401, "credential_revoked");
+        .assert_error(401, "token_revoked");
 }
 
 async fn refresh_stops_at_the_maximum_session_lifetime(backend: Backend) {

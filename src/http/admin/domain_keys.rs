@@ -136,6 +136,9 @@ pub async fn revoke(
         .revoke_credential(&instance_id, &id, now)
         .await?
         .ok_or(ApiError::NotFound { what: "domain key" })?;
+    state
+        .revoke_credential_tokens(&instance_id, &id, now)
+        .await?;
     tracing::info!(instance = %instance_id, key = %id, "domain key revoked");
     Ok(HttpResponse::Ok().json(CredentialView::new(&record, now)))
 }

@@ -3,6 +3,7 @@
 
 pub mod domain_keys;
 pub mod instances;
+pub mod revocations;
 pub mod secrets;
 
 use std::collections::BTreeMap;

@@ -85,7 +85,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(json!({ "secrets": secrets })))
 }
 
-/// Revokes at once; tokens the secret minted stop refreshing.
+/// Revokes at once, and every token the secret minted with it.
 #[tracing::instrument(skip_all, fields(instance = %path.0, secret = %path.1))]
 pub async fn revoke(
     _: AdminAuth,
@@ -100,11 +100,15 @@ pub async fn revoke(
         .revoke_credential(&instance_id, &id, now)
         .await?
         .ok_or(ApiError::NotFound { what: "secret" })?;
+    state
+        .revoke_credential_tokens(&instance_id, &id, now)
+        .await?;
     tracing::info!(instance = %instance_id, secret = %id, "secret revoked");
     Ok(HttpResponse::Ok().json(CredentialView::new(&record, now)))
 }
 
-/// Issues a new secret; the old one keeps working for `grace_seconds` (0 = dies now).
+/// Issues a new secret; the old one and its tokens keep working for
+/// `grace_seconds` (0 = they die now).
 #[tracing::instrument(skip_all, fields(instance = %path.0, secret = %path.1))]
 pub async fn rotate(
     _: AdminAuth,
@@ -134,6 +138,9 @@ pub async fn rotate(
         .expire_credential(&instance_id, &id, now + grace)
         .await?
         .ok_or(ApiError::NotFound { what: "secret" })?;
+    state
+        .revoke_credential_tokens(&instance_id, &id, now + grace)
+        .await?;
     tracing::info!(instance = %instance_id, secret = %id, grace = body.grace_seconds, "secret rotated");
     let mut view = serde_json::to_value(CredentialView::created(&record, secret.expose(), now))
         .map_err(ApiError::internal)?;

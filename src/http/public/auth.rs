@@ -9,9 +9,9 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::token_response;
+use super::{lookup, token_response};
 use crate::domain::credential::{ApiKey, CredentialKind, DomainKey, Secret};
-use crate::domain::instance::{CredentialRecord, CredentialStatus, Instance};
+use crate::domain::instance::CredentialStatus;
 use crate::domain::origin::{self, Origin};
 use crate::error::ApiError;
 use crate::http::extract::{ApiKeyHeader, JsonOrForm, OriginHeader};
@@ -152,33 +152,4 @@ async fn exchange(
         .await?;
     state.metrics.token_issued();
     Ok(token_response(state, &instance, token, &claims, now))
-}
-
-/// Finds the instance of `api_key` and the live credential `value` of `kind`
-/// belonging to it, or answers the one uniform 401.
-async fn lookup(
-    state: &AppState,
-    api_key: &ApiKey,
-    value: &str,
-    kind: CredentialKind,
-) -> Result<(Instance, CredentialRecord), ApiError> {
-    let hash = state.hasher.hash(value);
-    let (instance, credential) = tokio::try_join!(
-        state.store.instance_by_api_key(api_key.expose()),
-        state.store.credential_by_hash(&hash),
-    )?;
-    let genuine = state
-        .hasher
-        .verify(value, credential.as_ref().map(|c| &c.hash));
-    match (instance, credential) {
-        (Some(instance), Some(credential))
-            if genuine
-                && credential.kind == kind
-                && credential.instance_id == instance.id
-                && credential.status(state.now()) != CredentialStatus::Revoked =>
-        {
-            Ok((instance, credential))
-        }
-        _ => Err(ApiError::InvalidCredentials),
-    }
 }

@@ -2,8 +2,10 @@
 
 pub mod apis;
 pub mod auth;
+pub mod introspect;
 pub mod jwks;
 pub mod refresh;
+pub mod revoke;
 
 use actix_web::http::header;
 use actix_web::HttpResponse;
@@ -11,11 +13,10 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::AppState;
-use crate::domain::credential::ApiKey;
-use crate::domain::instance::Instance;
-use crate::domain::origin::Origin;
+use crate::domain::credential::{ApiKey, CredentialKind};
+use crate::domain::instance::{CredentialRecord, CredentialStatus, Instance};
 use crate::error::ApiError;
-use crate::tokens::{Claims, TokenKind};
+use crate::tokens::Claims;
 
 /// The 200 body of `/v1/auth` and `/v1/refreshToken`.
 fn token_response(
@@ -40,45 +41,31 @@ fn token_response(
     }))
 }
 
-/// Verifies a presented access token for the instance of `api_key`: signature
-/// and claims, then instance, then the Origin rules of its kind. Returns the
-/// instance and the claims.
-async fn authorize_token(
+/// Finds the instance of `api_key` and the live credential `value` of `kind`
+/// belonging to it, or answers the one uniform 401.
+pub(crate) async fn lookup(
     state: &AppState,
     api_key: &ApiKey,
-    token: &str,
-    origin: Option<&str>,
-) -> Result<(Instance, Claims), ApiError> {
-    let now = state.now();
-    let claims = state.tokens.verify(token, now)?;
-    let instance = state
-        .store
-        .instance_by_api_key(api_key.expose())
-        .await?
-        .ok_or(ApiError::InvalidCredentials)?;
-    if claims.sub != instance.id {
-        return Err(ApiError::InstanceMismatch);
-    }
-    check_token_origin(&claims, origin)?;
-    Ok((instance, claims))
-}
-
-/// A browser token is valid only from the Origin it was minted for; a server
-/// token never from a browser.
-pub fn check_token_origin(claims: &Claims, origin: Option<&str>) -> Result<(), ApiError> {
-    match (claims.kind, origin) {
-        (TokenKind::Server, None) => Ok(()),
-        (TokenKind::Server, Some(_)) => Err(ApiError::SecretFromBrowser),
-        (TokenKind::Browser, None) => Err(ApiError::OriginNotAllowed),
-        (TokenKind::Browser, Some(raw)) => {
-            let presented = raw
-                .parse::<Origin>()
-                .map_err(|_| ApiError::OriginNotAllowed)?;
-            if Some(presented.to_string().as_str()) == claims.org.as_deref() {
-                Ok(())
-            } else {
-                Err(ApiError::OriginNotAllowed)
-            }
+    value: &str,
+    kind: CredentialKind,
+) -> Result<(Instance, CredentialRecord), ApiError> {
+    let hash = state.hasher.hash(value);
+    let (instance, credential) = tokio::try_join!(
+        state.store.instance_by_api_key(api_key.expose()),
+        state.store.credential_by_hash(&hash),
+    )?;
+    let genuine = state
+        .hasher
+        .verify(value, credential.as_ref().map(|c| &c.hash));
+    match (instance, credential) {
+        (Some(instance), Some(credential))
+            if genuine
+                && credential.kind == kind
+                && credential.instance_id == instance.id
+                && credential.status(state.now()) != CredentialStatus::Revoked =>
+        {
+            Ok((instance, credential))
         }
+        _ => Err(ApiError::InvalidCredentials),
     }
 }

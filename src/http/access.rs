@@ -1,0 +1,149 @@
+//! The access-token check, in the order SPEC §4 gives, shared by the gateway,
+//! forward-auth, `/v1/refreshToken` and `/v1/apis`:
+//!
+//! token present and well-formed → signature and claims (pinned algorithm,
+//! issuer, audience, `exp`/`nbf` with leeway) → the API key's instance is the
+//! token's → the product exists on it → Origin rules for the token's kind →
+//! revocation lists.
+//!
+//! The first failure answers. The revocation lists are read last because they
+//! cost a store round trip, and a store failure there is a 503: the broker fails
+//! closed, it never lets a token through unchecked.
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::LocalBoxFuture;
+
+use super::extract::bearer;
+use super::AppState;
+use crate::domain::credential::ApiKey;
+use crate::domain::instance::Instance;
+use crate::domain::origin::Origin;
+use crate::error::ApiError;
+use crate::tokens::{Claims, TokenKind};
+
+/// What a request presents, copied out of it so that checking can run in a
+/// `'static` future.
+#[derive(Debug, Default, Clone)]
+pub struct Presented {
+    pub token: Option<String>,
+    pub api_key: Option<String>,
+    pub origin: Option<String>,
+    /// `None` when the route is not about one product (refresh, apis).
+    pub product: Option<String>,
+}
+
+impl Presented {
+    pub fn from_request(req: &HttpRequest, product: Option<String>) -> Self {
+        let text = |name: &str| {
+            req.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        Presented {
+            token: bearer(req).map(str::to_owned),
+            api_key: text("x-inbenta-key"),
+            origin: text(header::ORIGIN.as_str()),
+            product,
+        }
+    }
+}
+
+/// A request that passed every check.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub instance: Instance,
+    pub claims: Claims,
+}
+
+impl Access {
+    pub fn subject_kind(&self) -> &'static str {
+        self.claims.kind.as_str()
+    }
+}
+
+pub async fn authorize(state: &AppState, presented: Presented) -> Result<Access, ApiError> {
+    let now = state.now();
+    let token = presented.token.ok_or(ApiError::MissingToken)?;
+    let claims = state.tokens.verify(&token, now)?;
+
+    let api_key: ApiKey = presented
+        .api_key
+        .ok_or(ApiError::MissingApiKey)?
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::InvalidCredentials)?;
+    let instance = state
+        .store
+        .instance_by_api_key(api_key.expose())
+        .await?
+        .ok_or(ApiError::InvalidCredentials)?;
+    if claims.sub != instance.id {
+        return Err(ApiError::InstanceMismatch);
+    }
+    if let Some(product) = &presented.product {
+        if !instance.products.contains_key(product) {
+            return Err(ApiError::UnknownProduct(product.clone()));
+        }
+    }
+    check_origin(&claims, presented.origin.as_deref())?;
+    check_revocations(state, &claims).await?;
+    Ok(Access { instance, claims })
+}
+
+/// A browser token is valid only from the Origin it was minted for; a server
+/// token never from a browser.
+pub fn check_origin(claims: &Claims, origin: Option<&str>) -> Result<(), ApiError> {
+    match (claims.kind, origin) {
+        (TokenKind::Server, None) => Ok(()),
+        (TokenKind::Server, Some(_)) => Err(ApiError::SecretFromBrowser),
+        (TokenKind::Browser, None) => Err(ApiError::OriginNotAllowed),
+        (TokenKind::Browser, Some(raw)) => {
+            let presented = raw
+                .parse::<Origin>()
+                .map_err(|_| ApiError::OriginNotAllowed)?;
+            if Some(presented.to_string().as_str()) == claims.org.as_deref() {
+                Ok(())
+            } else {
+                Err(ApiError::OriginNotAllowed)
+            }
+        }
+    }
+}
+
+pub async fn check_revocations(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
+    let revocations = state
+        .store
+        .revocations(&claims.sub, &claims.jti, &claims.sid, &claims.cred)
+        .await?;
+    if revocations.revokes(claims.iat, state.now().timestamp()) {
+        return Err(ApiError::TokenRevoked);
+    }
+    Ok(())
+}
+
+fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(std::io::Error::other("application state is missing")))
+}
+
+/// An access token valid for the instance of `x-inbenta-key`, from an allowed
+/// Origin, not revoked. For routes that are not about one product.
+#[derive(Debug)]
+pub struct AccessToken(pub Access);
+
+impl FromRequest for AccessToken {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = app_state(req);
+        let presented = Presented::from_request(req, None);
+        Box::pin(async move {
+            let state = state?;
+            authorize(&state, presented).await.map(AccessToken)
+        })
+    }
+}

@@ -1,0 +1,73 @@
+//! `POST /admin/v1/instances/{id}/revoke-tokens`: by `jti`, by session `sid`, or
+//! `{}` for every token of the instance issued until now.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{load_instance, rfc3339};
+use crate::error::ApiError;
+use crate::http::extract::{AdminAuth, JsonBody};
+use crate::http::AppState;
+use crate::store::Revocation;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeTokens {
+    jti: Option<String>,
+    sid: Option<String>,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[tracing::instrument(skip_all, fields(instance = %path))]
+pub async fn revoke_tokens(
+    _: AdminAuth,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<RevokeTokens>,
+) -> Result<HttpResponse, ApiError> {
+    let instance = load_instance(&state, &path).await?;
+    let now = state.now();
+    let at = now.timestamp();
+    // The longest a named token or session could still live.
+    let token_lifetime_end = state.last_expiry_of_tokens_issued_by(at);
+    let session_end = at + i64::try_from(state.max_session_seconds).unwrap_or(0);
+    let (scope, revocation, keep_until) = match (&body.jti, &body.sid) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "send jti or sid, not both (or {} for every token of the instance)",
+            ))
+        }
+        (Some(jti), None) if valid_id(jti) => {
+            ("token", Revocation::Token { jti }, token_lifetime_end)
+        }
+        (None, Some(sid)) if valid_id(sid) => ("session", Revocation::Session { sid }, session_end),
+        (None, None) => (
+            "instance",
+            Revocation::Instance { before: at },
+            token_lifetime_end,
+        ),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "jti and sid are 1 to 128 characters of letters, digits, - and _",
+            ))
+        }
+    };
+    state.revoke(&instance.id, revocation, keep_until).await?;
+    tracing::info!(instance = %instance.id, scope, "tokens revoked");
+    Ok(HttpResponse::Ok().json(json!({
+        "revoked": scope,
+        "jti": body.jti,
+        "sid": body.sid,
+        "at": rfc3339(now),
+    })))
+}

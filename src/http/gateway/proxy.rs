@@ -1,0 +1,180 @@
+//! Proxying an authorized request to its product's upstream: method, path tail,
+//! query, headers and body streamed both ways.
+//!
+//! The caller's credentials (`Authorization`, `x-inbenta-key`,
+//! `X-Access-Token`) and any `X-Keybroker-*` header it sent are removed before
+//! the gateway adds its own identity headers, so an upstream can trust them.
+//! Hop-by-hop headers are not forwarded in either direction. Redirects are
+//! passed back to the caller, never followed.
+
+use std::time::Duration;
+
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::{web, HttpRequest, HttpResponse};
+use awc::error::SendRequestError;
+
+use super::{split_gateway_path, ProductAccess, IDENTITY_HEADERS};
+use crate::error::ApiError;
+use crate::tokens::TokenKind;
+
+/// The upstream HTTP client of one worker (awc clients are per thread).
+pub struct Upstream {
+    client: awc::Client,
+    timeout: Duration,
+}
+
+impl Upstream {
+    pub fn new(timeout: Duration) -> Self {
+        let client = awc::Client::builder()
+            .disable_redirects()
+            .no_default_headers()
+            .timeout(timeout)
+            .finish();
+        Upstream { client, timeout }
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// What the caller sent that must not reach the upstream.
+const CREDENTIALS: [&str; 3] = ["authorization", "x-inbenta-key", "x-access-token"];
+
+fn is_hop_by_hop(name: &HeaderName, headers: &HeaderMap) -> bool {
+    let name = name.as_str();
+    HOP_BY_HOP.contains(&name)
+        || headers
+            .get_all(header::CONNECTION)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|listed| listed.trim().eq_ignore_ascii_case(name))
+}
+
+/// Refuses `.` and `..` segments (also percent-encoded), which would let a
+/// caller climb out of the upstream's base path.
+fn check_tail(tail: &str) -> Result<(), ApiError> {
+    let dotty = tail.split('/').any(|segment| {
+        let s = segment.to_ascii_lowercase().replace("%2e", ".");
+        s == "." || s == ".."
+    });
+    if dotty || tail.contains('\\') {
+        return Err(ApiError::InvalidPath);
+    }
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(product = %product_access.product))]
+pub async fn forward(
+    product_access: ProductAccess,
+    upstream: web::Data<Upstream>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let ProductAccess { access, product } = product_access;
+    let tail = split_gateway_path(req.path()).map_or("", |(_, rest)| rest);
+    check_tail(tail)?;
+    let base = access
+        .instance
+        .products
+        .get(&product)
+        .map(|p| p.upstream.trim_end_matches('/').to_owned())
+        .ok_or_else(|| ApiError::UnknownProduct(product.clone()))?;
+    let mut url = format!("{base}/{tail}");
+    if let Some(query) = req.uri().query() {
+        url.push('?');
+        url.push_str(query);
+    }
+
+    let incoming = req.headers();
+    let mut request = upstream
+        .client
+        .request(req.method().clone(), url)
+        .timeout(upstream.timeout);
+    for (name, value) in incoming {
+        let n = name.as_str();
+        if n == "host"
+            || n == "content-length"
+            || CREDENTIALS.contains(&n)
+            || n.starts_with("x-keybroker-")
+            || is_hop_by_hop(name, incoming)
+        {
+            continue;
+        }
+        request = request.append_header((name.clone(), value.clone()));
+    }
+    for (name, value) in access.identity() {
+        request = request.insert_header((name, value));
+    }
+    debug_assert!(IDENTITY_HEADERS
+        .iter()
+        .all(|h| h.starts_with("x-keybroker-")));
+    if let Some(peer) = req.peer_addr() {
+        let forwarded = match incoming
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(earlier) => format!("{earlier}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        request = request.insert_header(("x-forwarded-for", forwarded));
+    }
+
+    let declared_length = incoming
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let chunked = incoming.contains_key(header::TRANSFER_ENCODING);
+    let sent = match (declared_length, chunked) {
+        (Some(len), false) => request.send_body(SizedStream::new(len, payload)).await,
+        (_, true) => request.send_stream(payload).await,
+        (None, false) => request.send().await,
+    };
+    let upstream_response = sent.map_err(|e| match e {
+        SendRequestError::Timeout => ApiError::UpstreamTimeout,
+        other => {
+            tracing::warn!(error = %other, "upstream request failed");
+            ApiError::UpstreamUnavailable
+        }
+    })?;
+
+    let mut response = HttpResponse::build(upstream_response.status());
+    let returned = upstream_response.headers();
+    for (name, value) in returned {
+        if !is_hop_by_hop(name, returned) {
+            response.append_header((name.clone(), value.clone()));
+        }
+    }
+    if access.claims.kind == TokenKind::Browser {
+        if let Some(origin) = &access.claims.org {
+            response.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.as_str()));
+            response.insert_header((header::VARY, "Origin"));
+        }
+    }
+    Ok(response.streaming(upstream_response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_segments_are_refused() {
+        for bad in ["..", "a/../b", "%2e%2e/admin", "a/%2E/b", ".", "a\\b"] {
+            assert!(check_tail(bad).is_err(), "{bad}");
+        }
+        for ok in ["", "v1/search", "a..b/c", "documents/42"] {
+            assert!(check_tail(ok).is_ok(), "{ok}");
+        }
+    }
+}
