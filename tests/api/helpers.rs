@@ -49,10 +49,21 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: PathBuf,
+    /// With AOF on, a restarted server comes back with its data.
+    persistent: bool,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server with AOF (`appendfsync always`), for stop/restart tests.
+    pub fn start_persistent() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> Self {
         let dir = temp_dir("redis");
         for _ in 0..5 {
             let port = free_port();
@@ -60,6 +71,7 @@ impl RedisServer {
                 child: None,
                 port,
                 dir: dir.clone(),
+                persistent,
             };
             if server.launch() {
                 return server;
@@ -72,7 +84,12 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", ""])
+            .args(if self.persistent {
+                ["--appendonly", "yes", "--appendfsync", "always"]
+            } else {
+                ["--appendonly", "no", "--appendfsync", "everysec"]
+            })
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -106,7 +123,7 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port (its data is gone: it keeps nothing on disk).
+    /// Starts it again on the same port; its data survives only if persistent.
     pub fn restart(&mut self) {
         self.stop();
         assert!(
@@ -270,6 +287,19 @@ pub fn base_settings() -> Settings {
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
+}
+
+/// A broker on a Redis the test owns (e.g. a persistent one it will restart).
+pub async fn spawn_app_on_redis(redis: Arc<std::sync::Mutex<RedisServer>>, url: String) -> TestApp {
+    let mut settings = base_settings();
+    settings.store.redis_url = Some(Sensitive::new(url));
+    launch(
+        Backend::Redis,
+        settings,
+        Some(redis),
+        Arc::new(ManualClock::starting_now()),
+    )
+    .await
 }
 
 pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
@@ -531,4 +561,100 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+/// What a [`TestUpstream`] received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A real HTTP upstream for the gateway, recording every request it gets.
+/// Paths containing `/slow` answer after two seconds.
+pub struct TestUpstream {
+    pub base: String,
+    pub received: Arc<std::sync::Mutex<Vec<Recorded>>>,
+    handle: ServerHandle,
+}
+
+impl TestUpstream {
+    pub fn start() -> Self {
+        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+        let received: Arc<std::sync::Mutex<Vec<Recorded>>> = Arc::default();
+        let log = received.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = HttpServer::new(move || {
+            let log = log.clone();
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let log = log.clone();
+                async move {
+                    let recorded = Recorded {
+                        method: req.method().to_string(),
+                        path: req.path().to_owned(),
+                        query: req.query_string().to_owned(),
+                        headers: req
+                            .headers()
+                            .iter()
+                            .map(|(n, v)| {
+                                (
+                                    n.to_string(),
+                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                                )
+                            })
+                            .collect(),
+                        body: body.to_vec(),
+                    };
+                    log.lock().unwrap().push(recorded);
+                    if req.path().contains("/slow") {
+                        actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    HttpResponse::Ok()
+                        .insert_header(("x-upstream", "test"))
+                        .json(json!({"upstream": true, "path": req.path(), "bytes": body.len()}))
+                }
+            }))
+        })
+        .workers(1)
+        .listen(listener)
+        .expect("listen upstream")
+        .run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        TestUpstream {
+            base,
+            received,
+            handle,
+        }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.received.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> Recorded {
+        self.received
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the upstream received nothing")
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
 }

@@ -61,14 +61,20 @@ fn is_hop_by_hop(name: &HeaderName, headers: &HeaderMap) -> bool {
             .any(|listed| listed.trim().eq_ignore_ascii_case(name))
 }
 
-/// Refuses `.` and `..` segments (also percent-encoded), which would let a
-/// caller climb out of the upstream's base path.
+/// Refuses `.` and `..` segments, also when dots or separators are
+/// percent-encoded or written as backslashes: an upstream that decodes them
+/// would let a caller climb out of the product's base path.
 fn check_tail(tail: &str) -> Result<(), ApiError> {
-    let dotty = tail.split('/').any(|segment| {
-        let s = segment.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
-    });
-    if dotty || tail.contains('\\') {
+    let decoded = tail
+        .to_ascii_lowercase()
+        .replace("%2e", ".")
+        .replace("%2f", "/")
+        .replace("%5c", "/")
+        .replace('\\', "/");
+    if decoded
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
         return Err(ApiError::InvalidPath);
     }
     Ok(())
@@ -170,10 +176,18 @@ mod tests {
 
     #[test]
     fn dot_segments_are_refused() {
-        for bad in ["..", "a/../b", "%2e%2e/admin", "a/%2E/b", ".", "a\\b"] {
+        for bad in [
+            "..",
+            "a/../b",
+            "%2e%2e/admin",
+            "a/%2E/b",
+            ".",
+            "..%2F..%2Fadmin",
+            "a\\..\\b",
+        ] {
             assert!(check_tail(bad).is_err(), "{bad}");
         }
-        for ok in ["", "v1/search", "a..b/c", "documents/42"] {
+        for ok in ["", "v1/search", "a..b/c", "documents/42", "a%2Fb", "a\\b"] {
             assert!(check_tail(ok).is_ok(), "{ok}");
         }
     }
