@@ -48,6 +48,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub http: HttpSettings,
     pub gateway: GatewaySettings,
+    pub limits: LimitSettings,
     pub log: LogSettings,
 }
 
@@ -106,6 +107,28 @@ pub struct TokenSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
     pub max_body_bytes: usize,
+    /// Peers (IPs or CIDR blocks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// How long browsers may cache a CORS preflight answer.
+    pub cors_max_age_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Failed `/v1/auth` exchanges allowed per client IP per minute.
+    pub auth_failures_per_ip_per_minute: u64,
+    /// Failed `/v1/auth` exchanges allowed per API key per minute.
+    pub auth_failures_per_key_per_minute: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            auth_failures_per_ip_per_minute: 20,
+            auth_failures_per_key_per_minute: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,6 +161,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
             gateway: GatewaySettings::default(),
+            limits: LimitSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -177,6 +201,8 @@ impl Default for HttpSettings {
     fn default() -> Self {
         HttpSettings {
             max_body_bytes: 16 * 1024,
+            trusted_proxies: Vec::new(),
+            cors_max_age_seconds: 600,
         }
     }
 }
@@ -217,6 +243,8 @@ pub enum ConfigError {
 enum Kind {
     Text,
     Number,
+    /// Comma-separated.
+    List,
 }
 
 /// Every environment variable and the TOML key it overrides.
@@ -261,6 +289,36 @@ const ENV: &[(&str, &str, Kind)] = &[
         "http.max_body_bytes",
         Kind::Number,
     ),
+    (
+        "KEYBROKER_REFRESH_REUSE_SECONDS",
+        "tokens.refresh_reuse_seconds",
+        Kind::Number,
+    ),
+    (
+        "KEYBROKER_UPSTREAM_TIMEOUT_MS",
+        "gateway.upstream_timeout_ms",
+        Kind::Number,
+    ),
+    (
+        "KEYBROKER_TRUSTED_PROXIES",
+        "http.trusted_proxies",
+        Kind::List,
+    ),
+    (
+        "KEYBROKER_CORS_MAX_AGE_SECONDS",
+        "http.cors_max_age_seconds",
+        Kind::Number,
+    ),
+    (
+        "KEYBROKER_AUTH_FAILURES_PER_IP",
+        "limits.auth_failures_per_ip_per_minute",
+        Kind::Number,
+    ),
+    (
+        "KEYBROKER_AUTH_FAILURES_PER_KEY",
+        "limits.auth_failures_per_key_per_minute",
+        Kind::Number,
+    ),
     ("KEYBROKER_LOG_FORMAT", "log.format", Kind::Text),
     ("KEYBROKER_LOG_LEVEL", "log.level", Kind::Text),
 ];
@@ -300,6 +358,13 @@ impl Settings {
                         value: raw.clone(),
                     }
                 })?),
+                Kind::List => toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_owned()))
+                        .collect(),
+                ),
             };
             set_path(&mut table, key, value);
         }
@@ -390,6 +455,18 @@ impl Settings {
         if self.gateway.upstream_timeout_ms == 0 {
             return invalid("gateway.upstream_timeout_ms must be at least 1".into());
         }
+        for proxy in &self.http.trusted_proxies {
+            if proxy.parse::<crate::domain::network::Cidr>().is_err() {
+                return invalid(format!(
+                    "http.trusted_proxies: {proxy:?} is not an IP address or CIDR block"
+                ));
+            }
+        }
+        if self.limits.auth_failures_per_ip_per_minute == 0
+            || self.limits.auth_failures_per_key_per_minute == 0
+        {
+            return invalid("limits.auth_failures_* must be at least 1".into());
+        }
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes must be at least 1024".into());
         }
@@ -478,6 +555,25 @@ mod tests {
         assert_eq!(s.tokens.ttl_seconds, 900);
         assert_eq!(s.tokens.leeway_seconds, 5);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn every_environment_variable_names_a_real_setting() {
+        for &(var, _, kind) in ENV {
+            let value = match kind {
+                Kind::Text => "127.0.0.1:1",
+                Kind::Number => "7",
+                Kind::List => "127.0.0.1, 10.0.0.0/8",
+            };
+            let loaded = Settings::load_from(None, env_of(&[(var, value)]));
+            assert!(loaded.is_ok(), "{var}: {:?}", loaded.err());
+        }
+        let s = Settings::load_from(
+            None,
+            env_of(&[("KEYBROKER_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]),
+        )
+        .unwrap();
+        assert_eq!(s.http.trusted_proxies, vec!["127.0.0.1", "10.0.0.0/8"]);
     }
 
     #[test]

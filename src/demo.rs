@@ -108,14 +108,7 @@ pub fn start_echo() -> std::io::Result<(String, Server)> {
 pub async fn seed(state: &AppState, echo_base: &str) -> Result<DemoInstance, ApiError> {
     let products: BTreeMap<String, Product> = ["search", "chat"]
         .into_iter()
-        .map(|slug| {
-            (
-                slug.to_owned(),
-                Product {
-                    upstream: format!("{echo_base}/{slug}"),
-                },
-            )
-        })
+        .map(|slug| (slug.to_owned(), Product::new(format!("{echo_base}/{slug}"))))
         .collect();
     let (instance, secret, _) = instances::provision_instance(
         state,

@@ -43,6 +43,18 @@ pub enum ApiError {
     UnknownProduct(String),
     #[error("the path must not contain . or .. segments")]
     InvalidPath,
+    #[error("this experience token is for another experience")]
+    ExperienceMismatch,
+    #[error("the experience does not allow the operation {0:?}")]
+    OperationNotAllowed(String),
+    #[error("rate limit exceeded ({window} limit of {limit}); retry in {retry_after} s")]
+    RateLimited {
+        window: &'static str,
+        limit: u64,
+        retry_after: u64,
+    },
+    #[error("too many failed authentications; retry in {retry_after} s")]
+    TooManyFailures { retry_after: u64 },
     #[error("the product's upstream is unavailable")]
     UpstreamUnavailable,
     #[error("the product's upstream did not answer in time")]
@@ -107,6 +119,10 @@ impl ApiError {
             TokenRevoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
             UnknownProduct(_) => (StatusCode::NOT_FOUND, "unknown_product"),
             InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
+            ExperienceMismatch => (StatusCode::FORBIDDEN, "experience_mismatch"),
+            OperationNotAllowed(_) => (StatusCode::FORBIDDEN, "operation_not_allowed"),
+            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            TooManyFailures { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
             UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
             UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
             InstanceMismatch => (StatusCode::FORBIDDEN, "instance_mismatch"),
@@ -127,8 +143,23 @@ impl ApiError {
     }
 
     fn extra_fields(&self, body: &mut Map<String, Value>) {
-        if let ApiError::DomainKeyPending { active_at, .. } = self {
-            body.insert("active_at".into(), json!(active_at));
+        match self {
+            ApiError::DomainKeyPending { active_at, .. } => {
+                body.insert("active_at".into(), json!(active_at));
+            }
+            ApiError::RateLimited {
+                window,
+                retry_after,
+                ..
+            } => {
+                body.insert("limit".into(), json!(window));
+                body.insert("retry_after".into(), json!(retry_after));
+            }
+            ApiError::TooManyFailures { retry_after } => {
+                body.insert("limit".into(), json!("auth_failures"));
+                body.insert("retry_after".into(), json!(retry_after));
+            }
+            _ => {}
         }
     }
 }
@@ -190,8 +221,20 @@ impl ResponseError for ApiError {
                 HeaderValue::from_static(challenge),
             ));
         }
-        if let ApiError::DomainKeyPending { retry_after, .. } = self {
-            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        match self {
+            ApiError::DomainKeyPending { retry_after, .. }
+            | ApiError::TooManyFailures { retry_after } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::RateLimited {
+                limit, retry_after, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+                response.insert_header(("RateLimit-Limit", limit.to_string()));
+                response.insert_header(("RateLimit-Remaining", "0"));
+                response.insert_header(("RateLimit-Reset", retry_after.to_string()));
+            }
+            _ => {}
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));

@@ -11,6 +11,8 @@ use actix_web::{web, App, HttpServer};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::domain::credential::CredentialHasher;
+use crate::error::ApiError;
+use crate::http::cors;
 use crate::http::gateway::proxy::Upstream;
 use crate::http::{self, AdminToken, AppState};
 use crate::metrics::Metrics;
@@ -76,6 +78,14 @@ impl Application {
             App::new()
                 .app_data(server_state.clone())
                 .app_data(web::Data::new(Upstream::new(upstream_timeout)))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::bad_request(
+                        "invalid_query",
+                        format!("the query string is not valid: {e}"),
+                    )
+                    .into()
+                }))
+                .wrap(from_fn(cors::preflight))
                 .wrap(from_fn(telemetry::request_id))
                 .configure(http::configure)
                 .default_service(web::to(http::route_not_found))
@@ -88,6 +98,7 @@ impl Application {
             source,
         })?
         .run();
+        spawn_usage_flusher(state.clone());
         tracing::info!(addr = %local, workers, "keybroker listening");
         Ok(Application {
             port: local.port(),
@@ -113,6 +124,21 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Writes buffered usage counters once a second, for as long as the state lives.
+fn spawn_usage_flusher(state: web::Data<AppState>) {
+    let weak = Arc::downgrade(&state.into_inner());
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else { break };
+            if let Err(e) = state.usage.flush(state.store.as_ref()).await {
+                tracing::warn!(error = %e, "usage counters not written yet");
+            }
+        }
+    });
 }
 
 async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppState, StartupError> {
@@ -159,6 +185,17 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
         max_session_seconds: settings.tokens.max_session_seconds,
         refresh_reuse_seconds: settings.tokens.refresh_reuse_seconds,
         leeway_seconds: settings.tokens.leeway_seconds,
+        usage: Default::default(),
+        cors: Default::default(),
+        cors_max_age_seconds: settings.http.cors_max_age_seconds,
+        trusted_proxies: settings
+            .http
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+        auth_failures_per_ip_per_minute: settings.limits.auth_failures_per_ip_per_minute,
+        auth_failures_per_key_per_minute: settings.limits.auth_failures_per_key_per_minute,
         max_body_bytes: settings.http.max_body_bytes,
     })
 }

@@ -6,13 +6,71 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::credential::{ApiKey, CredentialHash, CredentialKind};
+use super::experience::{ExperienceKind, DEFAULT_RATE_LIMIT_PER_MINUTE};
 
 pub const MIN_TOKEN_TTL_SECONDS: u64 = 60;
 pub const MAX_TOKEN_TTL_SECONDS: u64 = 86_400;
 
+/// A product of an instance, which is also an experience (SPEC §1): the
+/// `products` map and the experiences API are two views of one list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Product {
     pub upstream: String,
+    #[serde(default)]
+    pub kind: ExperienceKind,
+    /// Origins allowed to call it (`https://app.example.com`,
+    /// `https://*.example.com`); empty means every origin.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_minute: u32,
+    #[serde(default)]
+    pub daily_cap: Option<u32>,
+    /// `None`: the kind's defaults.
+    #[serde(default)]
+    pub operations: Option<Vec<String>>,
+    /// Id of the current experience token, if one was generated.
+    #[serde(default)]
+    pub token_id: Option<String>,
+}
+
+fn default_rate_limit() -> u32 {
+    DEFAULT_RATE_LIMIT_PER_MINUTE
+}
+
+impl Product {
+    pub fn new(upstream: String) -> Self {
+        Product {
+            upstream,
+            kind: ExperienceKind::default(),
+            allowed_origins: Vec::new(),
+            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            daily_cap: None,
+            operations: None,
+            token_id: None,
+        }
+    }
+
+    /// The operations this experience allows; `None` means all.
+    pub fn allowed_operations(&self) -> Option<Vec<String>> {
+        match &self.operations {
+            Some(ops) => Some(ops.clone()),
+            None => self
+                .kind
+                .default_operations()
+                .map(|ops| ops.iter().map(|s| (*s).to_owned()).collect()),
+        }
+    }
+
+    pub fn allows_operation(&self, operation: &str) -> bool {
+        match &self.operations {
+            Some(ops) => ops.iter().any(|o| o == operation),
+            None => self
+                .kind
+                .default_operations()
+                .is_none_or(|ops| ops.contains(&operation)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +137,9 @@ pub struct CredentialRecord {
     /// Domain keys only: when it leaves `pending`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_at: Option<DateTime<Utc>>,
+    /// Experience tokens only: the product slug it is valid for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experience: Option<String>,
 }
 
 impl CredentialRecord {
@@ -101,6 +162,7 @@ impl CredentialRecord {
             expires_at: None,
             domains: Vec::new(),
             active_at: None,
+            experience: None,
         }
     }
 

@@ -2,5 +2,7 @@
 //! no storage in sight.
 
 pub mod credential;
+pub mod experience;
 pub mod instance;
+pub mod network;
 pub mod origin;

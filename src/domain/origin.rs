@@ -189,6 +189,59 @@ impl DomainPattern {
     }
 }
 
+/// An entry of an experience's `allowed_origins`: an origin with an optional
+/// leftmost wildcard, `https://app.example.com`, `https://*.example.com`,
+/// `http://localhost:3000`. A bare `example.com` means https.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginPattern {
+    secure: bool,
+    pattern: DomainPattern,
+}
+
+impl FromStr for OriginPattern {
+    type Err = OriginError;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let lower = raw.trim().to_ascii_lowercase();
+        let (secure, rest) = match lower.split_once("://") {
+            None => (true, lower.as_str()),
+            Some(("https", rest)) => (true, rest),
+            Some(("http", rest)) => (false, rest),
+            Some(_) => return Err(OriginError::Malformed),
+        };
+        let pattern: DomainPattern = rest.trim_end_matches('/').parse()?;
+        if !secure && (pattern.wildcard || !is_loopback_name(&pattern.host)) {
+            return Err(OriginError::InsecureScheme);
+        }
+        let pattern = match (secure, pattern.port) {
+            (false, Some(80)) => DomainPattern {
+                port: None,
+                ..pattern
+            },
+            _ => pattern,
+        };
+        Ok(OriginPattern { secure, pattern })
+    }
+}
+
+impl fmt::Display for OriginPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.secure { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.pattern)
+    }
+}
+
+impl OriginPattern {
+    pub fn matches(&self, origin: &Origin) -> bool {
+        self.secure == origin.secure && self.pattern.matches(origin)
+    }
+}
+
+/// Whether an `allowed_origins` list admits `origin`; an empty list admits all.
+pub fn allowed_by(list: &[OriginPattern], origin: &Origin) -> bool {
+    list.is_empty() || list.iter().any(|p| p.matches(origin))
+}
+
 /// Parses a list of patterns, naming the first one that is wrong.
 pub fn parse_patterns(raw: &[String]) -> Result<Vec<DomainPattern>, (String, OriginError)> {
     raw.iter()
@@ -244,6 +297,23 @@ mod tests {
         assert!(p("example.com:443").matches(&o("https://example.com")));
         assert!(p("localhost:80").matches(&o("http://localhost")));
         assert_eq!(p("example.com:443").to_string(), "example.com");
+    }
+
+    #[test]
+    fn allowed_origin_patterns_include_the_scheme() {
+        let op = |s: &str| s.parse::<OriginPattern>().unwrap();
+        assert!(op("https://app.example.com").matches(&o("https://app.example.com")));
+        assert!(op("app.example.com").matches(&o("https://app.example.com")));
+        assert!(op("https://*.example.com").matches(&o("https://a.example.com")));
+        assert!(!op("https://*.example.com").matches(&o("https://example.com")));
+        assert!(op("http://localhost:3000").matches(&o("http://localhost:3000")));
+        assert!(!op("https://localhost:3000").matches(&o("http://localhost:3000")));
+        assert!("http://example.com".parse::<OriginPattern>().is_err());
+        assert!("ftp://example.com".parse::<OriginPattern>().is_err());
+        assert_eq!(
+            op("HTTPS://App.Example.com/").to_string(),
+            "https://app.example.com"
+        );
     }
 
     #[test]

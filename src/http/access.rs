@@ -3,8 +3,9 @@
 //!
 //! token present and well-formed → signature and claims (pinned algorithm,
 //! issuer, audience, `exp`/`nbf` with leeway) → the API key's instance is the
-//! token's → the product exists on it → Origin rules for the token's kind →
-//! revocation lists.
+//! token's → the product exists on it and allows the operation → Origin rules
+//! for the token's kind and the experience's allowed origins → revocation
+//! lists. (The gateway then applies the rate limits.)
 //!
 //! The first failure answers. The revocation lists are read last because they
 //! cost a store round trip, and a store failure there is a 503: the broker fails
@@ -18,8 +19,8 @@ use futures_util::future::LocalBoxFuture;
 use super::extract::bearer;
 use super::AppState;
 use crate::domain::credential::ApiKey;
-use crate::domain::instance::Instance;
-use crate::domain::origin::Origin;
+use crate::domain::instance::{Instance, Product};
+use crate::domain::origin::{Origin, OriginPattern};
 use crate::error::ApiError;
 use crate::tokens::{Claims, TokenKind};
 
@@ -32,6 +33,8 @@ pub struct Presented {
     pub origin: Option<String>,
     /// `None` when the route is not about one product (refresh, apis).
     pub product: Option<String>,
+    /// The operation asked of the product (gateway routes only).
+    pub operation: Option<String>,
 }
 
 impl Presented {
@@ -46,6 +49,7 @@ impl Presented {
             api_key: text("x-inbenta-key"),
             origin: text(header::ORIGIN.as_str()),
             product,
+            operation: None,
         }
     }
 }
@@ -82,14 +86,59 @@ pub async fn authorize(state: &AppState, presented: Presented) -> Result<Access,
     if claims.sub != instance.id {
         return Err(ApiError::InstanceMismatch);
     }
-    if let Some(product) = &presented.product {
-        if !instance.products.contains_key(product) {
-            return Err(ApiError::UnknownProduct(product.clone()));
-        }
+    if let Some(slug) = &presented.product {
+        check_product(&instance, slug, presented.operation.as_deref())?;
     }
     check_origin(&claims, presented.origin.as_deref())?;
+    if let Some(slug) = &presented.product {
+        check_allowed_origins(&instance, slug, presented.origin.as_deref())?;
+    }
     check_revocations(state, &claims).await?;
     Ok(Access { instance, claims })
+}
+
+/// The product exists on the instance and allows the operation.
+pub fn check_product<'a>(
+    instance: &'a Instance,
+    slug: &str,
+    operation: Option<&str>,
+) -> Result<&'a Product, ApiError> {
+    let product = instance
+        .products
+        .get(slug)
+        .ok_or_else(|| ApiError::UnknownProduct(slug.to_owned()))?;
+    if let Some(op) = operation {
+        if !product.allows_operation(op) {
+            return Err(ApiError::OperationNotAllowed(op.to_owned()));
+        }
+    }
+    Ok(product)
+}
+
+/// A request from a browser must come from an origin the experience allows
+/// (an empty list allows all). Requests without `Origin` are server to server.
+pub fn check_allowed_origins(
+    instance: &Instance,
+    slug: &str,
+    origin: Option<&str>,
+) -> Result<(), ApiError> {
+    let (Some(raw), Some(product)) = (origin, instance.products.get(slug)) else {
+        return Ok(());
+    };
+    if product.allowed_origins.is_empty() {
+        return Ok(());
+    }
+    let origin: Origin = raw.parse().map_err(|_| ApiError::OriginNotAllowed)?;
+    let allowed = product
+        .allowed_origins
+        .iter()
+        .filter_map(|p| p.parse::<OriginPattern>().ok())
+        .any(|p| p.matches(&origin));
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::OriginNotAllowed)
+    }
 }
 
 /// A browser token is valid only from the Origin it was minted for; a server

@@ -64,6 +64,31 @@ impl FromRequest for BearerToken {
     }
 }
 
+/// The client's address: the socket peer, or what `X-Forwarded-For` says when
+/// the peer is a configured trusted proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> std::net::IpAddr {
+    let peer = req
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    crate::domain::network::client_ip(peer, forwarded, &state.trusted_proxies)
+}
+
+impl FromRequest for ClientIp {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(state(req).map(|s| ClientIp(client_ip(req, s))))
+    }
+}
+
 /// The raw `Origin` header, if any. Browsers always send it on cross-origin
 /// requests; servers normally do not.
 #[derive(Debug)]

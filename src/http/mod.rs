@@ -3,10 +3,13 @@
 
 pub mod access;
 pub mod admin;
+pub mod audit;
+pub mod cors;
 pub mod extract;
 pub mod gateway;
 pub mod ops;
 pub mod public;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -16,6 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::Clock;
 use crate::domain::credential::{CredentialHash, CredentialHasher};
 use crate::domain::instance::MAX_TOKEN_TTL_SECONDS;
+use crate::domain::network::Cidr;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::{Revocation, Store, StoreError};
@@ -36,6 +40,12 @@ pub struct AppState {
     pub refresh_reuse_seconds: u64,
     pub leeway_seconds: u64,
     pub max_body_bytes: usize,
+    pub usage: usage::UsageBuffer,
+    pub cors: cors::CorsIndex,
+    pub cors_max_age_seconds: u64,
+    pub trusted_proxies: Vec<Cidr>,
+    pub auth_failures_per_ip_per_minute: u64,
+    pub auth_failures_per_key_per_minute: u64,
 }
 
 impl AppState {
@@ -164,6 +174,20 @@ routes! {
         PATCH: admin::instances::update,
         DELETE: admin::instances::delete,
     },
+    "/admin/v1/instances/{id}/experiences" => {
+        POST: admin::experiences::create,
+        GET: admin::experiences::list,
+    },
+    "/admin/v1/instances/{id}/experiences/{slug}" => {
+        GET: admin::experiences::get,
+        PATCH: admin::experiences::update,
+        DELETE: admin::experiences::delete,
+    },
+    "/admin/v1/instances/{id}/experiences/{slug}/regenerate-token" => {
+        POST: admin::experiences::regenerate_token,
+    },
+    "/admin/v1/instances/{id}/usage" => { GET: admin::reports::usage },
+    "/admin/v1/instances/{id}/audit" => { GET: admin::reports::audit },
     "/admin/v1/instances/{id}/revoke-tokens" => {
         POST: admin::revocations::revoke_tokens,
     },

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Revocation, Revocations, Store, StoreError};
+use super::{Revocation, Revocations, Store, StoreError, Usage, Window};
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
 
@@ -36,7 +36,18 @@ impl Expiring {
     }
 
     fn put(&mut self, key: String, value: String, ttl_seconds: i64) {
-        let ttl = Duration::from_secs(u64::try_from(ttl_seconds.max(1)).unwrap_or(1));
+        self.put_ms(key, value, ttl_seconds.max(1).saturating_mul(1000));
+    }
+
+    /// Changes a live entry's value and keeps its deadline.
+    fn replace(&mut self, key: &str, value: String) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.0 = value;
+        }
+    }
+
+    fn put_ms(&mut self, key: String, value: String, ttl_ms: i64) {
+        let ttl = Duration::from_millis(u64::try_from(ttl_ms.max(1)).unwrap_or(1));
         let deadline = Instant::now() + ttl;
         let kept = self
             .entries
@@ -59,6 +70,12 @@ impl Expiring {
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     expiring: Mutex<Expiring>,
+    usage: Mutex<HashMap<String, Usage>>,
+    audit: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
+}
+
+fn counter_key(scope: Option<&str>, suffix: &str) -> String {
+    format!("{}/rl/{suffix}", scope.unwrap_or("-"))
 }
 
 fn revocation_key(instance_id: &str, revocation: &Revocation<'_>) -> String {
@@ -168,6 +185,14 @@ impl Store for MemoryStore {
             return Ok(false);
         };
         inner.by_api_key.remove(&instance.api_key);
+        self.usage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        self.audit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         let owned: Vec<CredentialRecord> = inner
             .credentials
             .values()
@@ -343,5 +368,102 @@ impl Store for MemoryStore {
             .expiring()
             .get(&format!("{instance_id}/succ/{jti}"))
             .map(str::to_owned))
+    }
+
+    async fn hit(&self, scope: Option<&str>, windows: &[Window]) -> Result<Vec<u64>, StoreError> {
+        let mut expiring = self.expiring();
+        let mut counts = Vec::with_capacity(windows.len());
+        for window in windows {
+            let key = counter_key(scope, &window.suffix);
+            let count = expiring
+                .get(&key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
+            if count == 1 {
+                expiring.put_ms(key, count.to_string(), window.ttl_ms);
+            } else {
+                expiring.replace(&key, count.to_string());
+            }
+            counts.push(count);
+            if count > window.limit {
+                break;
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn peek(&self, scope: Option<&str>, suffixes: &[String]) -> Result<Vec<u64>, StoreError> {
+        let expiring = self.expiring();
+        Ok(suffixes
+            .iter()
+            .map(|s| {
+                expiring
+                    .get(&counter_key(scope, s))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            })
+            .collect())
+    }
+
+    async fn add_usage(
+        &self,
+        instance_id: &str,
+        increments: &[(String, String, i64)],
+    ) -> Result<(), StoreError> {
+        if self.read().instances.get(instance_id).is_none() {
+            return Ok(());
+        }
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let of_instance = usage.entry(instance_id.to_owned()).or_default();
+        for (credential, counter, amount) in increments {
+            let slot = of_instance
+                .entry(credential.clone())
+                .or_default()
+                .entry(counter.clone())
+                .or_insert(0);
+            if counter == "last_used_at" {
+                *slot = (*slot).max(*amount);
+            } else {
+                *slot += amount;
+            }
+        }
+        Ok(())
+    }
+
+    async fn usage(&self, instance_id: &str) -> Result<Usage, StoreError> {
+        let usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(usage.get(instance_id).cloned().unwrap_or_default())
+    }
+
+    async fn append_audit(
+        &self,
+        instance_id: &str,
+        entry: &str,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        if self.read().instances.get(instance_id).is_none() {
+            return Ok(());
+        }
+        let mut audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+        let log = audit.entry(instance_id.to_owned()).or_default();
+        log.push_front(entry.to_owned());
+        log.truncate(keep);
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        instance_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<String>, usize), StoreError> {
+        let audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(audit.get(instance_id).map_or((Vec::new(), 0), |log| {
+            (
+                log.iter().skip(offset).take(limit).cloned().collect(),
+                log.len(),
+            )
+        }))
     }
 }

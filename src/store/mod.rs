@@ -55,6 +55,18 @@ pub enum Revocation<'a> {
     Instance { before: i64 },
 }
 
+/// One fixed window of a counter: the key suffix names the thing counted and
+/// the window it falls in; the key expires when the window ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub suffix: String,
+    pub limit: u64,
+    pub ttl_ms: i64,
+}
+
+/// Usage counters of one credential.
+pub type Usage = std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -157,4 +169,39 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<String, StoreError>;
 
     async fn successor(&self, instance_id: &str, jti: &str) -> Result<Option<String>, StoreError>;
+
+    /// Counts one hit in each window in order, atomically, stopping after the
+    /// first window whose count exceeds its limit. Returns the counts seen (as
+    /// many as windows evaluated). `scope` is an instance id, or `None` for
+    /// counters that are not about one instance (brute-force limits).
+    async fn hit(&self, scope: Option<&str>, windows: &[Window]) -> Result<Vec<u64>, StoreError>;
+
+    /// Reads counters without counting.
+    async fn peek(&self, scope: Option<&str>, suffixes: &[String]) -> Result<Vec<u64>, StoreError>;
+
+    /// Adds to usage counters: (credential id, counter, amount).
+    async fn add_usage(
+        &self,
+        instance_id: &str,
+        increments: &[(String, String, i64)],
+    ) -> Result<(), StoreError>;
+
+    /// Every usage counter of the instance, by credential id.
+    async fn usage(&self, instance_id: &str) -> Result<Usage, StoreError>;
+
+    /// Prepends an audit entry (JSON) and keeps the newest `keep`.
+    async fn append_audit(
+        &self,
+        instance_id: &str,
+        entry: &str,
+        keep: usize,
+    ) -> Result<(), StoreError>;
+
+    /// Audit entries, newest first, and how many there are.
+    async fn audit(
+        &self,
+        instance_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<String>, usize), StoreError>;
 }

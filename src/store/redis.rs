@@ -18,11 +18,15 @@
 //! | `P:{<instance>}:rev:cred:<id>` | string, TTL | unix second: tokens of the credential issued by then are dead |
 //! | `P:{<instance>}:rev:all` | string, TTL | unix second: tokens of the instance issued by then are dead |
 //! | `P:{<instance>}:succ:<jti>` | string, TTL | the token that succeeded `jti` on refresh |
+//! | `P:{<instance>}:rl:<what>:<window>` | string, TTL | a rate-limit counter, dies with its window |
+//! | `P:rl:<what>:<window>` | string, TTL | a brute-force counter (per IP, per API key) |
+//! | `P:{<instance>}:usage` | hash | `<credential>|<counter>` → count |
+//! | `P:{<instance>}:audit` | list | audit entries (JSON), newest first, trimmed |
 //!
-//! The first six are owned: they live exactly as long as their instance or
-//! credential and are deleted with it. Field updates go through a script that
-//! refuses to recreate a deleted credential's hash. The last five always carry
-//! a TTL.
+//! Instance, credential, usage and audit keys are owned: they live exactly as
+//! long as their instance or credential and are deleted with it. Field updates
+//! go through a script that refuses to recreate a deleted credential's hash.
+//! Every other key carries a TTL.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,7 +36,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{Revocation, Revocations, Store, StoreError};
+use super::{Revocation, Revocations, Store, StoreError, Usage, Window};
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
 
@@ -72,12 +76,53 @@ redis.call('SET', KEYS[1], new, 'EX', want)
 return 1
 "#;
 
+/// Counts a hit in each window, stopping after the first one over its limit.
+/// ARGV holds (limit, ttl_ms) pairs in the order of KEYS.
+const HIT: &str = r#"
+local out = {}
+for i = 1, #KEYS do
+  local n = redis.call('INCR', KEYS[i])
+  if n == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2 * i]) end
+  out[i] = n
+  if n > tonumber(ARGV[2 * i - 1]) then return out end
+end
+return out
+"#;
+
+/// Adds usage counts; `last_used_at` keeps the maximum. Does nothing when the
+/// instance is gone, so a late flush cannot recreate its keys.
+const ADD_USAGE: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do
+  local field = ARGV[i]
+  local amount = tonumber(ARGV[i + 1])
+  if string.sub(field, -13) == '|last_used_at' then
+    local cur = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+    if amount > cur then redis.call('HSET', KEYS[1], field, amount) end
+  else
+    redis.call('HINCRBY', KEYS[1], field, amount)
+  end
+end
+return 1
+"#;
+
+/// Appends an audit entry unless the instance is gone, and trims the list.
+const APPEND_AUDIT: &str = r#"
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return 1
+"#;
+
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     update_field: Script,
     revoke_at: Script,
+    hit: Script,
+    add_usage: Script,
+    append_audit: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -128,6 +173,9 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             update_field: Script::new(UPDATE_FIELD),
             revoke_at: Script::new(REVOKE_AT),
+            hit: Script::new(HIT),
+            add_usage: Script::new(ADD_USAGE),
+            append_audit: Script::new(APPEND_AUDIT),
         };
         store.ping().await?;
         Ok(store)
@@ -174,6 +222,21 @@ impl RedisStore {
             Revocation::Credential { id, .. } => format!("{p}:{{{instance_id}}}:rev:cred:{id}"),
             Revocation::Instance { .. } => format!("{p}:{{{instance_id}}}:rev:all"),
         }
+    }
+
+    fn counter_key(&self, scope: Option<&str>, suffix: &str) -> String {
+        match scope {
+            Some(instance_id) => format!("{}:{{{instance_id}}}:rl:{suffix}", self.prefix),
+            None => format!("{}:rl:{suffix}", self.prefix),
+        }
+    }
+
+    fn usage_key(&self, instance_id: &str) -> String {
+        format!("{}:{{{instance_id}}}:usage", self.prefix)
+    }
+
+    fn audit_key(&self, instance_id: &str) -> String {
+        format!("{}:{{{instance_id}}}:audit", self.prefix)
     }
 
     fn successor_key(&self, instance_id: &str, jti: &str) -> String {
@@ -359,6 +422,10 @@ impl Store for RedisStore {
             .zrem(self.instances_key(), id)
             .ignore()
             .del(self.creds_key(id))
+            .ignore()
+            .del(self.usage_key(id))
+            .ignore()
+            .del(self.audit_key(id))
             .ignore();
         for cred_id in &cred_ids {
             if let Some(credential) = self.get_credential(id, cred_id).await? {
@@ -587,5 +654,122 @@ impl Store for RedisStore {
         conn.get(self.successor_key(instance_id, jti))
             .await
             .map_err(unavailable)
+    }
+
+    async fn hit(&self, scope: Option<&str>, windows: &[Window]) -> Result<Vec<u64>, StoreError> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.hit.prepare_invoke();
+        for window in windows {
+            invocation
+                .key(self.counter_key(scope, &window.suffix))
+                .arg(window.limit)
+                .arg(window.ttl_ms.max(1));
+        }
+        let mut conn = self.conn.clone();
+        invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn peek(&self, scope: Option<&str>, suffixes: &[String]) -> Result<Vec<u64>, StoreError> {
+        if suffixes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = suffixes
+            .iter()
+            .map(|s| self.counter_key(scope, s))
+            .collect();
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<u64>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    async fn add_usage(
+        &self,
+        instance_id: &str,
+        increments: &[(String, String, i64)],
+    ) -> Result<(), StoreError> {
+        if increments.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.add_usage.prepare_invoke();
+        invocation
+            .key(self.usage_key(instance_id))
+            .key(self.instance_key(instance_id));
+        for (credential, counter, amount) in increments {
+            invocation
+                .arg(format!("{credential}|{counter}"))
+                .arg(*amount);
+        }
+        let mut conn = self.conn.clone();
+        let _: i64 = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn usage(&self, instance_id: &str) -> Result<Usage, StoreError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, i64> = conn
+            .hgetall(self.usage_key(instance_id))
+            .await
+            .map_err(unavailable)?;
+        let mut usage = Usage::new();
+        for (field, value) in fields {
+            if let Some((credential, counter)) = field.split_once('|') {
+                usage
+                    .entry(credential.to_owned())
+                    .or_default()
+                    .insert(counter.to_owned(), value);
+            }
+        }
+        Ok(usage)
+    }
+
+    async fn append_audit(
+        &self,
+        instance_id: &str,
+        entry: &str,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = self
+            .append_audit
+            .key(self.audit_key(instance_id))
+            .key(self.instance_key(instance_id))
+            .arg(entry)
+            .arg(keep.max(1))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        instance_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<String>, usize), StoreError> {
+        if limit == 0 {
+            return Ok((Vec::new(), 0));
+        }
+        let key = self.audit_key(instance_id);
+        let mut conn = self.conn.clone();
+        let (entries, total): (Vec<String>, usize) = redis::pipe()
+            .lrange(&key, offset as isize, (offset + limit - 1) as isize)
+            .llen(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok((entries, total))
     }
 }

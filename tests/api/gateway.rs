@@ -196,7 +196,6 @@ async fn credentials_and_forged_identity_never_reach_the_upstream(backend: Backe
         .client
         .get(w.app.url("/prod/search/v1/search"))
         .insert_header(("x-inbenta-key", w.created.api_key.as_str()))
-        .insert_header(("x-access-token", "kb_xt_whatever"))
         .insert_header(("x-keybroker-instance", "ins_forged"))
         .insert_header(("x-keybroker-subject-kind", "admin"))
         .insert_header(("x-keybroker-extra", "forged"))

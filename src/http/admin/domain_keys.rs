@@ -8,6 +8,7 @@ use crate::domain::credential::{CredentialKind, DomainKey};
 use crate::domain::instance::CredentialRecord;
 use crate::domain::origin::parse_patterns;
 use crate::error::ApiError;
+use crate::http::audit::AuditEntry;
 use crate::http::extract::{AdminAuth, JsonBody};
 use crate::http::AppState;
 
@@ -81,6 +82,12 @@ pub async fn create(
     let propagation =
         Duration::seconds(i64::try_from(state.propagation_seconds).unwrap_or(i64::MAX / 1000));
     let (key, record) = issue_domain_key(&state, &instance.id, domains, propagation).await?;
+    state
+        .admin_changed(
+            &instance.id,
+            AuditEntry::admin("domain_key.create").credential(&record.id),
+        )
+        .await;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(CredentialView::created(&record, key.expose(), state.now())))
@@ -119,6 +126,14 @@ pub async fn update(
         .set_domains(&instance_id, &id, &domains)
         .await?
         .ok_or(ApiError::NotFound { what: "domain key" })?;
+    state
+        .admin_changed(
+            &instance_id,
+            AuditEntry::admin("domain_key.update")
+                .credential(&id)
+                .detail(json!({ "domains": domains })),
+        )
+        .await;
     Ok(HttpResponse::Ok().json(CredentialView::new(&record, state.now())))
 }
 
@@ -139,6 +154,11 @@ pub async fn revoke(
     state
         .revoke_credential_tokens(&instance_id, &id, now)
         .await?;
-    tracing::info!(instance = %instance_id, key = %id, "domain key revoked");
+    state
+        .admin_changed(
+            &instance_id,
+            AuditEntry::admin("domain_key.revoke").credential(&id),
+        )
+        .await;
     Ok(HttpResponse::Ok().json(CredentialView::new(&record, now)))
 }

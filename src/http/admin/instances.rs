@@ -5,28 +5,23 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::experiences::{revoke_experience_tokens, ExperienceSettings};
 use super::{load_instance, CredentialView, InstanceView};
 use crate::domain::credential::{CredentialKind, Secret};
 use crate::domain::instance::{
-    valid_slug, valid_upstream, CredentialRecord, Instance, Product, MAX_TOKEN_TTL_SECONDS,
-    MIN_TOKEN_TTL_SECONDS,
+    CredentialRecord, Instance, Product, MAX_TOKEN_TTL_SECONDS, MIN_TOKEN_TTL_SECONDS,
 };
 use crate::error::ApiError;
+use crate::http::audit::AuditEntry;
 use crate::http::extract::{AdminAuth, JsonBody};
 use crate::http::AppState;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProductInput {
-    upstream: String,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInstance {
     name: String,
     #[serde(default)]
-    products: BTreeMap<String, ProductInput>,
+    products: BTreeMap<String, ExperienceSettings>,
     token_ttl_seconds: Option<u64>,
 }
 
@@ -34,7 +29,7 @@ pub struct CreateInstance {
 #[serde(deny_unknown_fields)]
 pub struct UpdateInstance {
     name: Option<String>,
-    products: Option<BTreeMap<String, ProductInput>>,
+    products: Option<BTreeMap<String, ExperienceSettings>>,
     token_ttl_seconds: Option<u64>,
 }
 
@@ -61,25 +56,17 @@ fn validate_ttl(ttl: u64) -> Result<u64, ApiError> {
     Ok(ttl)
 }
 
+/// Products as given, over the current ones: a slug keeps the settings it had
+/// (and its experience token) unless the request changes them.
 fn validate_products(
-    input: BTreeMap<String, ProductInput>,
+    input: BTreeMap<String, ExperienceSettings>,
+    current: &BTreeMap<String, Product>,
 ) -> Result<BTreeMap<String, Product>, ApiError> {
     input
         .into_iter()
-        .map(|(slug, product)| {
-            if !valid_slug(&slug) {
-                return Err(ApiError::bad_request(
-                    "invalid_request",
-                    format!("product slug {slug:?} must be 1 to 64 characters of a-z, 0-9, - and _"),
-                ));
-            }
-            if !valid_upstream(&product.upstream) {
-                return Err(ApiError::bad_request(
-                    "invalid_request",
-                    format!("upstream of product {slug:?} must be an absolute http(s) URL without credentials"),
-                ));
-            }
-            Ok((slug, Product { upstream: product.upstream }))
+        .map(|(slug, settings)| {
+            let product = settings.apply(&slug, current.get(&slug))?;
+            Ok((slug, product))
         })
         .collect()
 }
@@ -114,12 +101,18 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateInstance>,
 ) -> Result<HttpResponse, ApiError> {
     let name = validate_name(&body.name)?;
-    let products = validate_products(body.products)?;
+    let products = validate_products(body.products, &BTreeMap::new())?;
     let ttl = validate_ttl(
         body.token_ttl_seconds
             .unwrap_or(state.default_token_ttl_seconds),
     )?;
     let (instance, secret, record) = provision_instance(&state, name, products, ttl).await?;
+    state
+        .admin_changed(
+            &instance.id,
+            AuditEntry::admin("instance.create").target(&instance.id),
+        )
+        .await;
     let location = format!("/admin/v1/instances/{}", instance.id);
     let mut view = InstanceView::new(instance);
     view.secret = Some(CredentialView::created(
@@ -162,16 +155,26 @@ pub async fn update(
     path: web::Path<String>,
     JsonBody(body): JsonBody<UpdateInstance>,
 ) -> Result<HttpResponse, ApiError> {
-    // Validate everything before loading, so a bad request changes nothing.
+    // Validate everything before writing, so a bad request changes nothing.
     let name = body.name.as_deref().map(validate_name).transpose()?;
-    let products = body.products.map(validate_products).transpose()?;
     let ttl = body.token_ttl_seconds.map(validate_ttl).transpose()?;
-
     let mut instance = load_instance(&state, &path).await?;
+    let products = body
+        .products
+        .map(|p| validate_products(p, &instance.products))
+        .transpose()?;
+
     if let Some(name) = name {
         instance.name = name;
     }
+    let mut removed = Vec::new();
     if let Some(products) = products {
+        removed = instance
+            .products
+            .keys()
+            .filter(|slug| !products.contains_key(*slug))
+            .cloned()
+            .collect();
         instance.products = products;
     }
     if let Some(ttl) = ttl {
@@ -180,6 +183,15 @@ pub async fn update(
     if !state.store.update_instance(&instance).await? {
         return Err(ApiError::NotFound { what: "instance" });
     }
+    for slug in &removed {
+        revoke_experience_tokens(&state, &instance.id, slug).await?;
+    }
+    state
+        .admin_changed(
+            &instance.id,
+            AuditEntry::admin("instance.update").target(&instance.id),
+        )
+        .await;
     Ok(HttpResponse::Ok().json(InstanceView::new(instance)))
 }
 
@@ -192,6 +204,7 @@ pub async fn delete(
     if !state.store.delete_instance(&path).await? {
         return Err(ApiError::NotFound { what: "instance" });
     }
+    state.cors.invalidate();
     tracing::info!(instance = %path, "instance deleted");
     Ok(HttpResponse::NoContent().finish())
 }

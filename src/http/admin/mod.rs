@@ -2,7 +2,9 @@
 //! enforced by the [`AdminAuth`](super::extract::AdminAuth) extractor.
 
 pub mod domain_keys;
+pub mod experiences;
 pub mod instances;
+pub mod reports;
 pub mod revocations;
 pub mod secrets;
 

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{load_instance, rfc3339};
 use crate::error::ApiError;
+use crate::http::audit::AuditEntry;
 use crate::http::extract::{AdminAuth, JsonBody};
 use crate::http::AppState;
 use crate::store::Revocation;
@@ -63,7 +64,14 @@ pub async fn revoke_tokens(
         }
     };
     state.revoke(&instance.id, revocation, keep_until).await?;
-    tracing::info!(instance = %instance.id, scope, "tokens revoked");
+    state
+        .admin_changed(
+            &instance.id,
+            AuditEntry::admin("tokens.revoke")
+                .target(scope)
+                .detail(json!({ "jti": body.jti, "sid": body.sid })),
+        )
+        .await;
     Ok(HttpResponse::Ok().json(json!({
         "revoked": scope,
         "jti": body.jti,

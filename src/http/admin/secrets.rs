@@ -7,6 +7,7 @@ use super::{load_instance, CredentialView};
 use crate::domain::credential::{CredentialKind, Secret};
 use crate::domain::instance::{CredentialRecord, CredentialStatus};
 use crate::error::ApiError;
+use crate::http::audit::AuditEntry;
 use crate::http::extract::{AdminAuth, JsonBody};
 use crate::http::AppState;
 
@@ -58,6 +59,12 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let instance = load_instance(&state, &path).await?;
     let (secret, record) = issue_secret(&state, &instance.id).await?;
+    state
+        .admin_changed(
+            &instance.id,
+            AuditEntry::admin("secret.create").credential(&record.id),
+        )
+        .await;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(CredentialView::created(
@@ -103,7 +110,12 @@ pub async fn revoke(
     state
         .revoke_credential_tokens(&instance_id, &id, now)
         .await?;
-    tracing::info!(instance = %instance_id, secret = %id, "secret revoked");
+    state
+        .admin_changed(
+            &instance_id,
+            AuditEntry::admin("secret.revoke").credential(&id),
+        )
+        .await;
     Ok(HttpResponse::Ok().json(CredentialView::new(&record, now)))
 }
 
@@ -141,7 +153,14 @@ pub async fn rotate(
     state
         .revoke_credential_tokens(&instance_id, &id, now + grace)
         .await?;
-    tracing::info!(instance = %instance_id, secret = %id, grace = body.grace_seconds, "secret rotated");
+    state
+        .admin_changed(
+            &instance_id,
+            AuditEntry::admin("secret.rotate")
+                .credential(&id)
+                .detail(json!({ "grace_seconds": body.grace_seconds, "new": record.id })),
+        )
+        .await;
     let mut view = serde_json::to_value(CredentialView::created(&record, secret.expose(), now))
         .map_err(ApiError::internal)?;
     view["previous"] =

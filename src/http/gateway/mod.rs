@@ -1,18 +1,42 @@
 //! The product gateway (SPEC §4): `ANY /prod/{product}/{path…}` checks the
-//! access token and proxies to the product's upstream; `GET /v1/verify` runs the
-//! same checks for a reverse proxy's sub-request (nginx `auth_request`, Traefik
+//! caller and proxies to the product's upstream; `GET /v1/verify` runs the same
+//! checks for a reverse proxy's sub-request (nginx `auth_request`, Traefik
 //! ForwardAuth) and proxies nothing.
+//!
+//! Two kinds of caller reach a product:
+//! - an access token (`Authorization: Bearer <JWT>` with `x-inbenta-key`),
+//!   checked by [`authorize`];
+//! - an experience token (`X-Access-Token: kb_xt_…`, or as the bearer), valid
+//!   for its one experience, with no API key needed.
+//!
+//! Either way the operation must be one the experience allows, a browser's
+//! Origin must be allowed, nothing may be revoked, and then the rate limits
+//! apply: per credential (session or experience token) and client IP per
+//! minute, and per credential per day when a cap is set, counted atomically in
+//! the store in one call so that every broker process shares one count.
 
 pub mod proxy;
 pub mod verify;
 
+use std::net::IpAddr;
+
 use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::error::InternalError;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 
-use super::access::{authorize, Access, Presented};
+use super::access::{authorize, check_allowed_origins, check_product, Presented};
+use super::cors;
+use super::extract::client_ip;
+use super::usage::{RATE_LIMITED, REQUESTS};
 use super::AppState;
+use crate::domain::credential::{CredentialKind, ExperienceToken};
+use crate::domain::experience::operation_of;
+use crate::domain::instance::{CredentialRecord, CredentialStatus, Instance};
 use crate::error::ApiError;
+use crate::store::Window;
+use crate::tokens::{Claims, TokenError};
 
 /// Headers the gateway adds for the upstream; callers can never set them.
 pub const IDENTITY_HEADERS: [&str; 3] = [
@@ -21,23 +45,82 @@ pub const IDENTITY_HEADERS: [&str; 3] = [
     "x-keybroker-token-id",
 ];
 
-impl Access {
+/// Who is calling a product.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    Token(Claims),
+    Experience(CredentialRecord),
+}
+
+/// Where the caller stands against its per-minute limit.
+#[derive(Debug, Clone, Copy)]
+pub struct RateStatus {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_seconds: u64,
+}
+
+/// A caller that passed every check for one product.
+#[derive(Debug)]
+pub struct ProductAccess {
+    pub instance: Instance,
+    pub product: String,
+    pub subject: Subject,
+    /// The request's Origin, once the credential allowed it.
+    pub origin: Option<String>,
+    pub rate: RateStatus,
+    /// An experience token inside its rotation grace dies then.
+    pub sunset: Option<DateTime<Utc>>,
+}
+
+impl ProductAccess {
+    pub fn kind(&self) -> &'static str {
+        match &self.subject {
+            Subject::Token(claims) => claims.kind.as_str(),
+            Subject::Experience(_) => "experience",
+        }
+    }
+
+    pub fn token_id(&self) -> &str {
+        match &self.subject {
+            Subject::Token(claims) => &claims.jti,
+            Subject::Experience(record) => &record.id,
+        }
+    }
+
+    /// The stored credential behind the call, for usage counters.
+    pub fn credential_id(&self) -> &str {
+        match &self.subject {
+            Subject::Token(claims) => &claims.cred,
+            Subject::Experience(record) => &record.id,
+        }
+    }
+
     /// The identity headers and their values.
     pub fn identity(&self) -> [(&'static str, String); 3] {
         [
             (IDENTITY_HEADERS[0], self.instance.id.clone()),
-            (IDENTITY_HEADERS[1], self.subject_kind().to_owned()),
-            (IDENTITY_HEADERS[2], self.claims.jti.clone()),
+            (IDENTITY_HEADERS[1], self.kind().to_owned()),
+            (IDENTITY_HEADERS[2], self.token_id().to_owned()),
         ]
     }
-}
 
-/// An access token valid for one product, named by the request path
-/// (`/prod/{product}/…`) or, for forward-auth, by `X-Original-URI`.
-#[derive(Debug)]
-pub struct ProductAccess {
-    pub access: Access,
-    pub product: String,
+    /// Rate-limit, CORS and deprecation headers for the caller.
+    pub fn decorate(&self, response: &mut HttpResponseBuilder) {
+        response.insert_header(("RateLimit-Limit", self.rate.limit.to_string()));
+        response.insert_header(("RateLimit-Remaining", self.rate.remaining.to_string()));
+        response.insert_header(("RateLimit-Reset", self.rate.reset_seconds.to_string()));
+        if let Some(origin) = &self.origin {
+            cors::allow_origin(response, origin);
+        }
+        if let Some(sunset) = self.sunset {
+            response.insert_header(("Deprecation", "true"));
+            response.insert_header((
+                "Sunset",
+                sunset.format("%a, %d %b %Y %H:%M:%S GMT").to_string(),
+            ));
+        }
+    }
 }
 
 /// The product of a gateway path, `/prod/{product}/{rest}`, and the raw rest.
@@ -45,15 +128,15 @@ pub fn split_gateway_path(path: &str) -> Option<(&str, &str)> {
     path.strip_prefix("/prod/")?.split_once('/')
 }
 
-/// The product named by an original URI seen by a reverse proxy: the first path
-/// segment, after an optional `/prod` prefix.
-pub fn product_of_original_uri(uri: &str) -> Option<&str> {
+/// The product and the rest of an original URI seen by a reverse proxy: the
+/// first path segment after an optional `/prod` prefix, then the others.
+pub fn split_original_uri(uri: &str) -> Option<(&str, &str)> {
     let path = uri.split(['?', '#']).next()?;
     let path = path
         .strip_prefix("/prod/")
         .unwrap_or(path.strip_prefix('/')?);
-    let product = path.split('/').next()?;
-    (!product.is_empty()).then_some(product)
+    let (product, rest) = path.split_once('/').unwrap_or((path, ""));
+    (!product.is_empty()).then_some((product, rest))
 }
 
 fn header_text(req: &HttpRequest, names: &[&str]) -> Option<String> {
@@ -65,35 +148,231 @@ fn header_text(req: &HttpRequest, names: &[&str]) -> Option<String> {
     })
 }
 
+/// The experience token of a request, if it carries one.
+fn experience_token(req: &HttpRequest, presented: &Presented) -> Option<String> {
+    header_text(req, &["x-access-token"]).or_else(|| {
+        presented
+            .token
+            .as_ref()
+            .filter(|t| t.starts_with(CredentialKind::ExperienceToken.prefix()))
+            .cloned()
+    })
+}
+
+struct Facts {
+    presented: Presented,
+    experience_token: Option<String>,
+    product: Option<String>,
+    ip: IpAddr,
+}
+
 impl FromRequest for ProductAccess {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let product = if req.path().starts_with("/prod/") {
-            split_gateway_path(req.path()).map(|(p, _)| p.to_owned())
+        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+            let missing = ApiError::internal(std::io::Error::other("application state is missing"));
+            return Box::pin(async move { Err(missing.into()) });
+        };
+        let target = if req.path().starts_with("/prod/") {
+            split_gateway_path(req.path()).map(|(p, rest)| (p.to_owned(), rest.to_owned()))
         } else {
             header_text(req, &["x-original-uri", "x-forwarded-uri"])
                 .as_deref()
-                .and_then(product_of_original_uri)
-                .map(str::to_owned)
+                .and_then(split_original_uri)
+                .map(|(p, rest)| (p.to_owned(), rest.to_owned()))
         };
-        let presented = Presented::from_request(req, product.clone());
-        Box::pin(async move {
-            let state = state.ok_or_else(|| {
-                ApiError::internal(std::io::Error::other("application state is missing"))
-            })?;
-            let product = product.ok_or_else(|| {
-                ApiError::bad_request(
-                    "missing_original_uri",
-                    "X-Original-URI (or X-Forwarded-Uri) must name the product: /prod/{product}/… or /{product}/…",
-                )
-            })?;
-            let access = authorize(&state, presented).await?;
-            Ok(ProductAccess { access, product })
-        })
+        let (product, operation) = match target {
+            Some((p, rest)) => (Some(p), Some(operation_of(&rest).to_owned())),
+            None => (None, None),
+        };
+        let mut presented = Presented::from_request(req, product.clone());
+        presented.operation = operation;
+        let facts = Facts {
+            experience_token: experience_token(req, &presented),
+            presented,
+            product,
+            ip: client_ip(req, &state),
+        };
+        Box::pin(async move { check_access(&state, facts).await })
     }
+}
+
+async fn check_access(state: &AppState, facts: Facts) -> Result<ProductAccess, actix_web::Error> {
+    let slug = facts.product.clone().ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_original_uri",
+            "X-Original-URI (or X-Forwarded-Uri) must name the product: /prod/{product}/… or /{product}/…",
+        )
+    })?;
+    let now = state.now();
+    let origin = facts.presented.origin.clone();
+    let (instance, subject) = match facts.experience_token {
+        Some(raw) => {
+            let (instance, record) =
+                experience_access(state, &raw, &slug, &facts.presented).await?;
+            (instance, Subject::Experience(record))
+        }
+        None => {
+            let access = authorize(state, facts.presented).await?;
+            (access.instance, Subject::Token(access.claims))
+        }
+    };
+
+    let (credential_id, rate_subject, sunset) = match &subject {
+        Subject::Token(claims) => (claims.cred.clone(), format!("sid:{}", claims.sid), None),
+        Subject::Experience(record) => (
+            record.id.clone(),
+            format!("xt:{}", record.id),
+            record
+                .expires_at
+                .filter(|_| record.status(now) == CredentialStatus::Expiring),
+        ),
+    };
+    let product = instance
+        .products
+        .get(&slug)
+        .ok_or_else(|| ApiError::UnknownProduct(slug.clone()))?;
+    let now_s = now.timestamp();
+    match rate_limit(state, &instance.id, &slug, product, &rate_subject, facts.ip).await {
+        Ok(rate) => {
+            state
+                .usage
+                .count(&instance.id, &credential_id, REQUESTS, now_s);
+            Ok(ProductAccess {
+                instance,
+                product: slug,
+                subject,
+                origin,
+                rate,
+                sunset,
+            })
+        }
+        Err(e) => {
+            if matches!(e, ApiError::RateLimited { .. }) {
+                state
+                    .usage
+                    .count(&instance.id, &credential_id, RATE_LIMITED, now_s);
+            }
+            // The origin was allowed: let the browser read the 429.
+            let mut response = e.error_response();
+            if let Some(origin) = &origin {
+                cors::allow_origin_on(&mut response, origin);
+            }
+            Err(InternalError::from_response(e, response).into())
+        }
+    }
+}
+
+/// An experience token, checked in the gateway order: well-formed → known →
+/// for this experience → operation → origin → not revoked.
+async fn experience_access(
+    state: &AppState,
+    raw: &str,
+    slug: &str,
+    presented: &Presented,
+) -> Result<(Instance, CredentialRecord), ApiError> {
+    let invalid = |e| ApiError::InvalidToken(e);
+    let token: ExperienceToken = raw
+        .trim()
+        .parse()
+        .map_err(|_| invalid(TokenError::Malformed))?;
+    let hash = state.hasher.hash(token.expose());
+    let record = state.store.credential_by_hash(&hash).await?;
+    let genuine = state
+        .hasher
+        .verify(token.expose(), record.as_ref().map(|r| &r.hash));
+    let record = record
+        .filter(|r| genuine && r.kind == CredentialKind::ExperienceToken)
+        .ok_or(invalid(TokenError::Invalid))?;
+    if record.experience.as_deref() != Some(slug) {
+        return Err(ApiError::ExperienceMismatch);
+    }
+    let instance = state
+        .store
+        .get_instance(&record.instance_id)
+        .await?
+        .ok_or(invalid(TokenError::Invalid))?;
+    if let Some(api_key) = &presented.api_key {
+        if api_key.trim() != instance.api_key {
+            return Err(ApiError::InstanceMismatch);
+        }
+    }
+    check_product(&instance, slug, presented.operation.as_deref())?;
+    check_allowed_origins(&instance, slug, presented.origin.as_deref())?;
+    if record.status(state.now()) == CredentialStatus::Revoked {
+        return Err(ApiError::TokenRevoked);
+    }
+    Ok((instance, record))
+}
+
+fn ceil_seconds(ms: i64) -> u64 {
+    u64::try_from((ms + 999) / 1000).unwrap_or(0)
+}
+
+/// Counts the request against the product's limits for this caller and IP.
+async fn rate_limit(
+    state: &AppState,
+    instance_id: &str,
+    slug: &str,
+    product: &crate::domain::instance::Product,
+    subject: &str,
+    ip: IpAddr,
+) -> Result<RateStatus, ApiError> {
+    const MINUTE_MS: i64 = 60_000;
+    const DAY_MS: i64 = 86_400_000;
+    let now_ms = state.now().timestamp_millis();
+    let minute = now_ms.div_euclid(MINUTE_MS);
+    let minute_left = (minute + 1) * MINUTE_MS - now_ms;
+    let per_minute = u64::from(product.rate_limit_per_minute);
+    let mut windows = vec![Window {
+        suffix: format!("m:{slug}:{subject}:{ip}:{minute}"),
+        limit: per_minute,
+        ttl_ms: minute_left,
+    }];
+    let day = now_ms.div_euclid(DAY_MS);
+    let day_left = (day + 1) * DAY_MS - now_ms;
+    if let Some(cap) = product.daily_cap {
+        windows.push(Window {
+            suffix: format!("d:{slug}:{subject}:{day}"),
+            limit: u64::from(cap),
+            ttl_ms: day_left,
+        });
+    }
+    let counts = state.store.hit(Some(instance_id), &windows).await?;
+    let used = counts.first().copied().unwrap_or(0);
+    if used > per_minute {
+        return Err(ApiError::RateLimited {
+            window: "minute",
+            limit: per_minute,
+            retry_after: ceil_seconds(minute_left),
+        });
+    }
+    if let (Some(cap), Some(&day_used)) = (product.daily_cap, counts.get(1)) {
+        if day_used > u64::from(cap) {
+            return Err(ApiError::RateLimited {
+                window: "day",
+                limit: u64::from(cap),
+                retry_after: ceil_seconds(day_left),
+            });
+        }
+    }
+    Ok(RateStatus {
+        limit: per_minute,
+        remaining: per_minute.saturating_sub(used),
+        reset_seconds: ceil_seconds(minute_left),
+    })
+}
+
+/// An error answered after the caller's origin was allowed keeps its CORS
+/// headers, so a browser can read it.
+pub fn error_for(access: &ProductAccess, error: ApiError) -> HttpResponse {
+    let mut response = error.error_response();
+    if let Some(origin) = &access.origin {
+        cors::allow_origin_on(&mut response, origin);
+    }
+    response
 }
 
 #[cfg(test)]
@@ -113,11 +392,15 @@ mod tests {
     #[test]
     fn original_uris() {
         assert_eq!(
-            product_of_original_uri("/prod/search/v1/search?q=a"),
-            Some("search")
+            split_original_uri("/prod/search/v1/search?q=a"),
+            Some(("search", "v1/search"))
         );
-        assert_eq!(product_of_original_uri("/chat/v1/chat"), Some("chat"));
-        assert_eq!(product_of_original_uri("/"), None);
-        assert_eq!(product_of_original_uri("search"), None);
+        assert_eq!(
+            split_original_uri("/chat/v1/chat"),
+            Some(("chat", "v1/chat"))
+        );
+        assert_eq!(split_original_uri("/chat"), Some(("chat", "")));
+        assert_eq!(split_original_uri("/"), None);
+        assert_eq!(split_original_uri("search"), None);
     }
 }

@@ -14,9 +14,8 @@ use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
 
-use super::{split_gateway_path, ProductAccess, IDENTITY_HEADERS};
+use super::{error_for, split_gateway_path, ProductAccess, IDENTITY_HEADERS};
 use crate::error::ApiError;
-use crate::tokens::TokenKind;
 
 /// The upstream HTTP client of one worker (awc clients are per thread).
 pub struct Upstream {
@@ -80,22 +79,33 @@ fn check_tail(tail: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(product = %product_access.product))]
+#[tracing::instrument(skip_all, fields(product = %access.product))]
 pub async fn forward(
-    product_access: ProductAccess,
+    access: ProductAccess,
     upstream: web::Data<Upstream>,
     req: HttpRequest,
     payload: web::Payload,
+) -> HttpResponse {
+    match proxy(&access, &upstream, &req, payload).await {
+        Ok(response) => response,
+        Err(e) => error_for(&access, e),
+    }
+}
+
+async fn proxy(
+    access: &ProductAccess,
+    upstream: &Upstream,
+    req: &HttpRequest,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let ProductAccess { access, product } = product_access;
     let tail = split_gateway_path(req.path()).map_or("", |(_, rest)| rest);
     check_tail(tail)?;
     let base = access
         .instance
         .products
-        .get(&product)
+        .get(&access.product)
         .map(|p| p.upstream.trim_end_matches('/').to_owned())
-        .ok_or_else(|| ApiError::UnknownProduct(product.clone()))?;
+        .ok_or_else(|| ApiError::UnknownProduct(access.product.clone()))?;
     let mut url = format!("{base}/{tail}");
     if let Some(query) = req.uri().query() {
         url.push('?');
@@ -161,12 +171,7 @@ pub async fn forward(
             response.append_header((name.clone(), value.clone()));
         }
     }
-    if access.claims.kind == TokenKind::Browser {
-        if let Some(origin) = &access.claims.org {
-            response.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.as_str()));
-            response.insert_header((header::VARY, "Origin"));
-        }
-    }
+    access.decorate(&mut response);
     Ok(response.streaming(upstream_response))
 }
 

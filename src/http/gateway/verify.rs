@@ -8,12 +8,13 @@ use super::ProductAccess;
 #[tracing::instrument(skip_all, fields(product = %access.product))]
 pub async fn verify(access: ProductAccess) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    for (name, value) in access.access.identity() {
+    for (name, value) in access.identity() {
         response.insert_header((name, value));
     }
+    access.decorate(&mut response);
     response.json(json!({
-        "instance": access.access.instance.id,
+        "instance": access.instance.id,
         "product": access.product,
-        "kind": access.access.subject_kind(),
+        "kind": access.kind(),
     }))
 }

@@ -6,7 +6,10 @@
 //! 401, after the same work: both store lookups run and the HMAC check runs
 //! against a decoy when nothing was found.
 
+use std::net::IpAddr;
+
 use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{lookup, token_response};
@@ -14,8 +17,11 @@ use crate::domain::credential::{ApiKey, CredentialKind, DomainKey, Secret};
 use crate::domain::instance::CredentialStatus;
 use crate::domain::origin::{self, Origin};
 use crate::error::ApiError;
-use crate::http::extract::{ApiKeyHeader, JsonOrForm, OriginHeader};
+use crate::http::audit::AuditEntry;
+use crate::http::extract::{ApiKeyHeader, ClientIp, JsonOrForm, OriginHeader};
+use crate::http::usage::{AUTH_FAILED, AUTH_OK};
 use crate::http::AppState;
+use crate::store::Window;
 use crate::tokens::{TokenKind, TokenRequest};
 
 #[derive(Debug, Deserialize)]
@@ -57,29 +63,108 @@ impl AuthRequest {
     }
 }
 
+/// Failed exchanges are counted per client IP and per API key in fixed
+/// one-minute windows; past either limit `/v1/auth` answers 429 until the window
+/// ends, before looking at the credential.
+fn failure_counters(ip: IpAddr, api_key: &ApiKey, now: DateTime<Utc>) -> ([String; 2], i64) {
+    let now_ms = now.timestamp_millis();
+    let minute = now_ms.div_euclid(60_000);
+    let left_ms = (minute + 1) * 60_000 - now_ms;
+    (
+        [
+            format!("authfail:ip:{ip}:{minute}"),
+            format!("authfail:key:{}:{minute}", api_key.expose()),
+        ],
+        left_ms,
+    )
+}
+
 #[tracing::instrument(skip_all, fields(kind))]
 pub async fn auth(
     state: web::Data<AppState>,
     ApiKeyHeader(api_key): ApiKeyHeader,
     OriginHeader(origin): OriginHeader,
+    ClientIp(ip): ClientIp,
     JsonOrForm(request): JsonOrForm<AuthRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = exchange(&state, &api_key, origin.as_deref(), request.credential()?).await;
+    let presented = request.credential()?;
+    let now = state.now();
+    let (counters, left_ms) = failure_counters(ip, &api_key, now);
+    let failures = state.store.peek(None, &counters).await?;
+    if failures.first().copied().unwrap_or(0) >= state.auth_failures_per_ip_per_minute
+        || failures.get(1).copied().unwrap_or(0) >= state.auth_failures_per_key_per_minute
+    {
+        state.metrics.auth_failed();
+        return Err(ApiError::TooManyFailures {
+            retry_after: u64::try_from((left_ms + 999) / 1000).unwrap_or(1),
+        });
+    }
+
+    let mut identified = None;
+    let result = exchange(
+        &state,
+        &api_key,
+        origin.as_deref(),
+        presented,
+        &mut identified,
+    )
+    .await;
+    let now_s = now.timestamp();
     match &result {
-        Ok(_) => state.metrics.auth_succeeded(),
+        Ok(_) => {
+            state.metrics.auth_succeeded();
+            if let Some((instance_id, credential_id)) = &identified {
+                state
+                    .usage
+                    .count(instance_id, credential_id, AUTH_OK, now_s);
+            }
+        }
         Err(e) => {
             state.metrics.auth_failed();
-            tracing::info!(reason = e.parts().1, "authentication refused");
+            let reason = e.parts().1;
+            tracing::info!(reason, "authentication refused");
+            if matches!(e, ApiError::InvalidCredentials) {
+                let windows = counters.map(|suffix| Window {
+                    suffix,
+                    limit: u64::MAX,
+                    ttl_ms: left_ms,
+                });
+                state.store.hit(None, &windows).await?;
+            }
+            let instance_id = match &identified {
+                Some((instance_id, _)) => Some(instance_id.clone()),
+                None => state
+                    .store
+                    .instance_by_api_key(api_key.expose())
+                    .await?
+                    .map(|i| i.id),
+            };
+            if let Some(instance_id) = instance_id {
+                let credential_id = identified.as_ref().map_or("unknown", |(_, c)| c.as_str());
+                state
+                    .usage
+                    .count(&instance_id, credential_id, AUTH_FAILED, now_s);
+                let mut entry = AuditEntry::client("auth.failed")
+                    .reason(reason)
+                    .ip(&ip.to_string());
+                if let Some((_, credential_id)) = &identified {
+                    entry = entry.credential(credential_id);
+                }
+                state.audit(&instance_id, entry).await;
+            }
         }
     }
     result
 }
 
+/// `identified` is set once the credential is known to be genuine, so that a
+/// later refusal (origin, pending) is counted against it.
 async fn exchange(
     state: &AppState,
     api_key: &ApiKey,
     origin: Option<&str>,
     presented: Presented,
+    identified: &mut Option<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.now();
     let (instance, credential, kind, org) = match presented {
@@ -94,6 +179,7 @@ async fn exchange(
                 .map_err(|_| ApiError::InvalidCredentials)?;
             let (instance, credential) =
                 lookup(state, api_key, secret.expose(), CredentialKind::Secret).await?;
+            *identified = Some((instance.id.clone(), credential.id.clone()));
             (instance, credential, TokenKind::Server, None)
         }
         Presented::DomainKey(raw) => {
@@ -104,6 +190,7 @@ async fn exchange(
                 .map_err(|_| ApiError::InvalidCredentials)?;
             let (instance, credential) =
                 lookup(state, api_key, key.expose(), CredentialKind::DomainKey).await?;
+            *identified = Some((instance.id.clone(), credential.id.clone()));
             if credential.status(now) == CredentialStatus::Pending {
                 let active_at = credential.active_at.unwrap_or(now);
                 let wait = (active_at - now).num_milliseconds().max(0);

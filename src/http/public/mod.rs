@@ -29,8 +29,7 @@ fn token_response(
     let mut response = HttpResponse::Ok();
     response.insert_header((header::CACHE_CONTROL, "no-store"));
     if let Some(origin) = &claims.org {
-        response.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.as_str()));
-        response.insert_header((header::VARY, "Origin"));
+        super::cors::allow_origin(&mut response, origin);
     }
     response.json(json!({
         "accessToken": token,
