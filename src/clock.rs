@@ -32,7 +32,11 @@ impl ManualClock {
     }
 
     pub fn advance(&self, seconds: i64) {
-        self.millis.fetch_add(seconds * 1000, Ordering::SeqCst);
+        self.advance_millis(seconds * 1000);
+    }
+
+    pub fn advance_millis(&self, millis: i64) {
+        self.millis.fetch_add(millis, Ordering::SeqCst);
     }
 }
 

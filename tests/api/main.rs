@@ -5,6 +5,7 @@ mod helpers;
 mod admin;
 mod auth;
 mod errors;
+mod experiences;
 mod gateway;
 mod jwks;
 mod nginx;

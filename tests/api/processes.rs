@@ -69,7 +69,8 @@ fn refused(envs: &[(&str, String)]) -> String {
 
 async fn wait_healthy(base: &str) {
     let client = awc::Client::default();
-    for _ in 0..100 {
+    // Generous: on a loaded two-core machine a cold start can take seconds.
+    for _ in 0..600 {
         if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
             if r.status().is_success() {
                 return;
