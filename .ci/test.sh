@@ -6,6 +6,17 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# nginx, for the auth_request integration test (it also looks in /usr/sbin,
+# which is not on every user's PATH). nginx-light where the release still has
+# it (on bookworm a transitional package for nginx), else nginx; both have the
+# auth_request module.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if apt-cache policy nginx-light 2>/dev/null | grep 'Candidate: [0-9]' >/dev/null; then
+    need+=(nginx-light)
+  else
+    need+=(nginx)
+  fi
+fi
 if ((${#need[@]})); then
   echo "installing: ${need[*]}"
   sudo=""
