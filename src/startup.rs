@@ -186,6 +186,8 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
         refresh_reuse_seconds: settings.tokens.refresh_reuse_seconds,
         leeway_seconds: settings.tokens.leeway_seconds,
         usage: Default::default(),
+        instances: Default::default(),
+        credentials: Default::default(),
         cors: Default::default(),
         cors_max_age_seconds: settings.http.cors_max_age_seconds,
         trusted_proxies: settings

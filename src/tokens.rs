@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -155,6 +156,47 @@ pub struct TokenService {
     validation: Validation,
     leeway: i64,
     jwks: serde_json::Value,
+    verified: VerifiedCache,
+}
+
+/// Tokens whose signature and claims already verified, by SHA-256 of the whole
+/// token (so a changed byte anywhere misses), holding their claims. Only the
+/// signature work is saved: the time checks run on every use, and an entry is
+/// useless once its token has expired. Bounded: when full, expired entries go;
+/// if that is not enough, everything goes.
+struct VerifiedCache {
+    entries: RwLock<HashMap<[u8; 16], Arc<Claims>>>,
+    capacity: usize,
+}
+
+pub const VERIFIED_CACHE_CAPACITY: usize = 65_536;
+
+impl VerifiedCache {
+    fn key(token: &str) -> [u8; 16] {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&digest.as_ref()[..16]);
+        key
+    }
+
+    fn get(&self, key: &[u8; 16]) -> Option<Arc<Claims>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn insert(&self, key: [u8; 16], claims: Arc<Claims>, now: i64, leeway: i64) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= self.capacity {
+            entries.retain(|_, c| c.exp + leeway > now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(key, claims);
+    }
 }
 
 impl fmt::Debug for TokenService {
@@ -225,6 +267,10 @@ impl TokenService {
             validation,
             leeway: i64::try_from(leeway_seconds).unwrap_or(i64::MAX),
             jwks,
+            verified: VerifiedCache {
+                entries: RwLock::new(HashMap::new()),
+                capacity: VERIFIED_CACHE_CAPACITY,
+            },
         })
     }
 
@@ -271,6 +317,27 @@ impl TokenService {
     }
 
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        let now = now.timestamp();
+        let key = VerifiedCache::key(token);
+        let claims = match self.verified.get(&key) {
+            Some(claims) => claims,
+            None => {
+                let claims = Arc::new(self.verify_signature_and_claims(token)?);
+                self.verified.insert(key, claims.clone(), now, self.leeway);
+                claims
+            }
+        };
+        if claims.exp + self.leeway <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf - self.leeway > now {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(Claims::clone(&claims))
+    }
+
+    /// Everything but the time checks, which depend on when the token is used.
+    fn verify_signature_and_claims(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid);
@@ -293,13 +360,6 @@ impl TokenService {
             }
         })?;
         let claims = data.claims;
-        let now = now.timestamp();
-        if claims.exp + self.leeway <= now {
-            return Err(TokenError::Expired);
-        }
-        if claims.nbf - self.leeway > now {
-            return Err(TokenError::NotYetValid);
-        }
         if (claims.kind == TokenKind::Browser) != claims.org.is_some() {
             return Err(TokenError::Invalid);
         }
@@ -353,6 +413,23 @@ mod tests {
         assert_eq!(svc.verify(&token, later), Err(TokenError::Expired));
         let within_leeway = now + chrono::Duration::seconds(1200 + 29);
         assert!(svc.verify(&token, within_leeway).is_ok());
+    }
+
+    #[test]
+    fn cached_tokens_are_still_time_checked_and_exact() {
+        let svc = service();
+        let now = Utc::now();
+        let (token, _) = svc.issue(request(), now).unwrap();
+        assert!(svc.verify(&token, now).is_ok());
+        // Second use comes from the cache, and still expires.
+        let later = now + chrono::Duration::seconds(1200 + 30);
+        assert_eq!(svc.verify(&token, later), Err(TokenError::Expired));
+        // A token differing in one byte is not the cached one.
+        let mut forged = token.clone().into_bytes();
+        let last = forged.len() - 1;
+        forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(svc.verify(&forged, now).is_err());
     }
 
     #[test]

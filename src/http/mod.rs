@@ -4,6 +4,7 @@
 pub mod access;
 pub mod admin;
 pub mod audit;
+pub mod cache;
 pub mod cors;
 pub mod extract;
 pub mod gateway;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub leeway_seconds: u64,
     pub max_body_bytes: usize,
     pub usage: usage::UsageBuffer,
+    pub instances: cache::InstanceCache,
+    pub credentials: cache::CredentialCache,
     pub cors: cors::CorsIndex,
     pub cors_max_age_seconds: u64,
     pub trusted_proxies: Vec<Cidr>,

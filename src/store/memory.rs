@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Revocation, Revocations, Store, StoreError, Usage, Window};
+use super::{
+    Caller, GatewayCheck, GatewayState, Revocation, Revocations, Store, StoreError, Usage, Window,
+};
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
 
 #[derive(Debug, Default)]
 struct Inner {
     instances: HashMap<String, Instance>,
+    epochs: HashMap<String, u64>,
     by_api_key: HashMap<String, String>,
     credentials: HashMap<String, CredentialRecord>,
     by_hash: HashMap<CredentialHash, String>,
@@ -153,6 +156,18 @@ impl Store for MemoryStore {
         Ok(self.read().instances.get(id).cloned())
     }
 
+    async fn instance_with_epoch(&self, id: &str) -> Result<Option<(Instance, u64)>, StoreError> {
+        let inner = self.read();
+        Ok(inner
+            .instances
+            .get(id)
+            .map(|i| (i.clone(), inner.epochs.get(id).copied().unwrap_or(0))))
+    }
+
+    async fn instance_id_by_api_key(&self, api_key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.read().by_api_key.get(api_key).cloned())
+    }
+
     async fn instance_by_api_key(&self, api_key: &str) -> Result<Option<Instance>, StoreError> {
         let inner = self.read();
         Ok(inner
@@ -173,6 +188,7 @@ impl Store for MemoryStore {
         match inner.instances.get_mut(&instance.id) {
             Some(existing) => {
                 *existing = instance.clone();
+                *inner.epochs.entry(instance.id.clone()).or_insert(0) += 1;
                 Ok(true)
             }
             None => Ok(false),
@@ -184,6 +200,7 @@ impl Store for MemoryStore {
         let Some(instance) = inner.instances.remove(id) else {
             return Ok(false);
         };
+        inner.epochs.remove(id);
         inner.by_api_key.remove(&instance.api_key);
         self.usage
             .lock()
@@ -411,7 +428,7 @@ impl Store for MemoryStore {
         instance_id: &str,
         increments: &[(String, String, i64)],
     ) -> Result<(), StoreError> {
-        if self.read().instances.get(instance_id).is_none() {
+        if !self.read().instances.contains_key(instance_id) {
             return Ok(());
         }
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
@@ -442,7 +459,7 @@ impl Store for MemoryStore {
         entry: &str,
         keep: usize,
     ) -> Result<(), StoreError> {
-        if self.read().instances.get(instance_id).is_none() {
+        if !self.read().instances.contains_key(instance_id) {
             return Ok(());
         }
         let mut audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
@@ -465,5 +482,40 @@ impl Store for MemoryStore {
                 log.len(),
             )
         }))
+    }
+
+    async fn gateway_check(&self, check: GatewayCheck<'_>) -> Result<GatewayState, StoreError> {
+        let (epoch, credential) = {
+            let inner = self.read();
+            let epoch = inner.epochs.get(check.instance_id).copied().unwrap_or(0);
+            let credential = match check.caller {
+                Caller::Experience { credential_id } => inner
+                    .credentials
+                    .get(credential_id)
+                    .filter(|c| c.instance_id == check.instance_id)
+                    .cloned(),
+                Caller::Token { .. } => None,
+            };
+            (epoch, credential)
+        };
+        let revocations = match check.caller {
+            Caller::Token {
+                jti,
+                sid,
+                credential_id,
+            } => {
+                self.revocations(check.instance_id, jti, sid, credential_id)
+                    .await?
+            }
+            Caller::Experience { .. } => Revocations::default(),
+        };
+        let counts = self.hit(Some(check.instance_id), check.windows).await?;
+        Ok(GatewayState {
+            epoch,
+            revocations,
+            credential_exists: credential.is_some(),
+            credential_dead_at: credential.and_then(|c| c.dead_since()),
+            counts,
+        })
     }
 }

@@ -64,6 +64,43 @@ pub struct Window {
     pub ttl_ms: i64,
 }
 
+/// What the gateway asks of the store for one product request, in one round
+/// trip: the revocation state of the caller and its rate-limit counters, plus
+/// the instance's configuration epoch to validate cached configuration.
+#[derive(Debug, Clone)]
+pub struct GatewayCheck<'a> {
+    pub instance_id: &'a str,
+    pub caller: Caller<'a>,
+    /// Counted in order, stopping after the first one over its limit.
+    pub windows: &'a [Window],
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Caller<'a> {
+    /// An access token: its revocation lists.
+    Token {
+        jti: &'a str,
+        sid: &'a str,
+        credential_id: &'a str,
+    },
+    /// An experience token: its stored credential's fate.
+    Experience { credential_id: &'a str },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayState {
+    /// Bumped by every change to the instance record; 0 once it is deleted.
+    pub epoch: u64,
+    /// Access tokens: what the revocation lists say.
+    pub revocations: Revocations,
+    /// Experience tokens: whether the credential still exists, and when it was
+    /// revoked or its grace ends.
+    pub credential_exists: bool,
+    pub credential_dead_at: Option<DateTime<Utc>>,
+    /// Counts of the windows evaluated.
+    pub counts: Vec<u64>,
+}
+
 /// Usage counters of one credential.
 pub type Usage = std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>;
 
@@ -87,6 +124,9 @@ pub trait Store: Send + Sync + 'static {
         first_secret: &CredentialRecord,
     ) -> Result<(), StoreError>;
     async fn get_instance(&self, id: &str) -> Result<Option<Instance>, StoreError>;
+    /// The instance with its configuration epoch, read together.
+    async fn instance_with_epoch(&self, id: &str) -> Result<Option<(Instance, u64)>, StoreError>;
+    async fn instance_id_by_api_key(&self, api_key: &str) -> Result<Option<String>, StoreError>;
     async fn instance_by_api_key(&self, api_key: &str) -> Result<Option<Instance>, StoreError>;
     async fn list_instances(&self) -> Result<Vec<Instance>, StoreError>;
     /// Replaces the instance's settings; `false` when it does not exist.
@@ -169,6 +209,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<String, StoreError>;
 
     async fn successor(&self, instance_id: &str, jti: &str) -> Result<Option<String>, StoreError>;
+
+    /// The gateway's one store call per request (see [`GatewayCheck`]).
+    async fn gateway_check(&self, check: GatewayCheck<'_>) -> Result<GatewayState, StoreError>;
 
     /// Counts one hit in each window in order, atomically, stopping after the
     /// first window whose count exceeds its limit. Returns the counts seen (as

@@ -11,6 +11,7 @@
 //! | `P:apikey:<api key>` | string | instance id |
 //! | `P:credhash:<hmac>` | string | `<instance id>/<credential id>` |
 //! | `P:{<instance>}:instance` | string | instance JSON |
+//! | `P:{<instance>}:epoch` | string | bumped by every change of the instance JSON |
 //! | `P:{<instance>}:creds` | zset | credential ids by creation time |
 //! | `P:{<instance>}:cred:<id>` | hash | `record` (JSON) and the mutable fields |
 //! | `P:{<instance>}:rev:jti:<jti>` | string, TTL | revoked token |
@@ -36,7 +37,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
-use super::{Revocation, Revocations, Store, StoreError, Usage, Window};
+use super::{
+    Caller, GatewayCheck, GatewayState, Revocation, Revocations, Store, StoreError, Usage, Window,
+};
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
 
@@ -114,6 +117,46 @@ redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 return 1
 "#;
 
+/// Replaces an existing instance record and bumps its epoch, atomically; never
+/// recreates an instance deleted meanwhile.
+const UPDATE_INSTANCE: &str = r#"
+if redis.call('SET', KEYS[1], ARGV[1], 'XX') then
+  redis.call('INCR', KEYS[2])
+  return 1
+end
+return 0
+"#;
+
+/// The gateway's one call per product request: the instance epoch, the caller's
+/// revocation state, then the rate-limit windows (counted in order, stopping
+/// after the first over its limit). ARGV[1] is `token` (KEYS[2..5] are the jti,
+/// sid, credential and instance revocation keys) or `xt` (KEYS[2] is the
+/// credential hash); ARGV[2k], ARGV[2k+1] are the limit and TTL (ms) of window k.
+const GATEWAY_CHECK: &str = r#"
+local out = { tonumber(redis.call('GET', KEYS[1]) or '0') }
+local first
+if ARGV[1] == 'token' then
+  local v = redis.call('MGET', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  for i = 1, 4 do out[#out + 1] = v[i] and tonumber(v[i]) or -1 end
+  first = 6
+else
+  local v = redis.call('HMGET', KEYS[2], 'record', 'revoked_at', 'expires_at')
+  out[#out + 1] = v[1] and 1 or 0
+  out[#out + 1] = v[2] and tonumber(v[2]) or -1
+  out[#out + 1] = v[3] and tonumber(v[3]) or -1
+  first = 3
+end
+local w = 0
+for i = first, #KEYS do
+  w = w + 1
+  local n = redis.call('INCR', KEYS[i])
+  if n == 1 then redis.call('PEXPIRE', KEYS[i], ARGV[2 * w + 1]) end
+  out[#out + 1] = n
+  if n > tonumber(ARGV[2 * w]) then break end
+end
+return out
+"#;
+
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -123,6 +166,8 @@ pub struct RedisStore {
     hit: Script,
     add_usage: Script,
     append_audit: Script,
+    update_instance: Script,
+    gateway_check: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -176,6 +221,8 @@ impl RedisStore {
             hit: Script::new(HIT),
             add_usage: Script::new(ADD_USAGE),
             append_audit: Script::new(APPEND_AUDIT),
+            update_instance: Script::new(UPDATE_INSTANCE),
+            gateway_check: Script::new(GATEWAY_CHECK),
         };
         store.ping().await?;
         Ok(store)
@@ -204,6 +251,10 @@ impl RedisStore {
 
     fn instance_key(&self, id: &str) -> String {
         format!("{}:{{{id}}}:instance", self.prefix)
+    }
+
+    fn epoch_key(&self, id: &str) -> String {
+        format!("{}:{{{id}}}:epoch", self.prefix)
     }
 
     fn creds_key(&self, instance_id: &str) -> String {
@@ -339,6 +390,8 @@ impl Store for RedisStore {
             .ignore()
             .set(self.api_key_key(&instance.api_key), &instance.id)
             .ignore()
+            .set(self.epoch_key(&instance.id), 1)
+            .ignore()
             .zadd(
                 self.instances_key(),
                 &instance.id,
@@ -355,6 +408,30 @@ impl Store for RedisStore {
         let raw: Option<String> = conn.get(self.instance_key(id)).await.map_err(unavailable)?;
         raw.map(|json| serde_json::from_str(&json).map_err(corrupt))
             .transpose()
+    }
+
+    async fn instance_with_epoch(&self, id: &str) -> Result<Option<(Instance, u64)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let (raw, epoch): (Option<String>, Option<u64>) = redis::cmd("MGET")
+            .arg(self.instance_key(id))
+            .arg(self.epoch_key(id))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match raw {
+            Some(json) => {
+                let instance = serde_json::from_str(&json).map_err(corrupt)?;
+                Ok(Some((instance, epoch.unwrap_or(0))))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn instance_id_by_api_key(&self, api_key: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        conn.get(self.api_key_key(api_key))
+            .await
+            .map_err(unavailable)
     }
 
     async fn instance_by_api_key(&self, api_key: &str) -> Result<Option<Instance>, StoreError> {
@@ -393,15 +470,15 @@ impl Store for RedisStore {
     async fn update_instance(&self, instance: &Instance) -> Result<bool, StoreError> {
         let json = serde_json::to_string(instance).map_err(corrupt)?;
         let mut conn = self.conn.clone();
-        // XX: never recreate an instance deleted meanwhile.
-        let done: Option<String> = redis::cmd("SET")
-            .arg(self.instance_key(&instance.id))
+        let done: i64 = self
+            .update_instance
+            .key(self.instance_key(&instance.id))
+            .key(self.epoch_key(&instance.id))
             .arg(json)
-            .arg("XX")
-            .query_async(&mut conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        Ok(done.is_some())
+        Ok(done == 1)
     }
 
     async fn delete_instance(&self, id: &str) -> Result<bool, StoreError> {
@@ -416,6 +493,8 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         pipe.atomic()
             .del(self.instance_key(id))
+            .ignore()
+            .del(self.epoch_key(id))
             .ignore()
             .del(self.api_key_key(&instance.api_key))
             .ignore()
@@ -771,5 +850,75 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok((entries, total))
+    }
+
+    async fn gateway_check(&self, check: GatewayCheck<'_>) -> Result<GatewayState, StoreError> {
+        let id = check.instance_id;
+        let mut invocation = self.gateway_check.prepare_invoke();
+        invocation.key(self.epoch_key(id));
+        match check.caller {
+            Caller::Token {
+                jti,
+                sid,
+                credential_id,
+            } => {
+                invocation
+                    .key(self.revocation_key(id, &Revocation::Token { jti }))
+                    .key(self.revocation_key(id, &Revocation::Session { sid }))
+                    .key(self.revocation_key(
+                        id,
+                        &Revocation::Credential {
+                            id: credential_id,
+                            before: 0,
+                        },
+                    ))
+                    .key(self.revocation_key(id, &Revocation::Instance { before: 0 }))
+                    .arg("token");
+            }
+            Caller::Experience { credential_id } => {
+                invocation.key(self.cred_key(id, credential_id)).arg("xt");
+            }
+        }
+        for window in check.windows {
+            invocation
+                .key(self.counter_key(Some(id), &window.suffix))
+                .arg(window.limit)
+                .arg(window.ttl_ms.max(1));
+        }
+        let mut conn = self.conn.clone();
+        let out: Vec<i64> = invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let at = |i: usize| out.get(i).copied().unwrap_or(-1);
+        let known = |v: i64| (v >= 0).then_some(v);
+        let mut state = GatewayState {
+            epoch: u64::try_from(at(0)).unwrap_or(0),
+            ..GatewayState::default()
+        };
+        let first_count = match check.caller {
+            Caller::Token { .. } => {
+                state.revocations = Revocations {
+                    jti: at(1) >= 0,
+                    sid: at(2) >= 0,
+                    credential_before: known(at(3)),
+                    instance_before: known(at(4)),
+                };
+                5
+            }
+            Caller::Experience { .. } => {
+                state.credential_exists = at(1) == 1;
+                let dead = [known(at(2)), known(at(3))].into_iter().flatten().min();
+                state.credential_dead_at =
+                    dead.and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+                4
+            }
+        };
+        state.counts = out
+            .iter()
+            .skip(first_count)
+            .map(|n| u64::try_from(*n).unwrap_or(0))
+            .collect();
+        Ok(state)
     }
 }

@@ -124,9 +124,7 @@ async fn experience_token_works_on_its_experience_only(backend: Backend) {
     // Unknown or malformed tokens, and another instance's API key.
     s.get(
         "/prod/search/v1/search",
-        &keybroker::domain::credential::ExperienceToken::generate()
-            .expose()
-            .to_owned(),
+        keybroker::domain::credential::ExperienceToken::generate().expose(),
     )
     .await
     .assert_error(401, "invalid_token");

@@ -162,10 +162,10 @@ async fn token_view(
         return Ok(None);
     };
     let record = state.store.get_credential(instance_id, id).await?;
-    Ok(record
+    record
         .map(|r| serde_json::to_value(CredentialView::new(&r, state.now())))
         .transpose()
-        .map_err(ApiError::internal)?)
+        .map_err(ApiError::internal)
 }
 
 /// Generates an experience token for `slug` and stores it (not yet linked).

@@ -26,16 +26,17 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 
-use super::access::{authorize, check_allowed_origins, check_product, Presented};
+use super::access::{check_allowed_origins, check_origin, check_product, Presented};
+use super::cache::CachedInstance;
 use super::cors;
 use super::extract::client_ip;
 use super::usage::{RATE_LIMITED, REQUESTS};
 use super::AppState;
-use crate::domain::credential::{CredentialKind, ExperienceToken};
+use crate::domain::credential::{ApiKey, CredentialKind, ExperienceToken};
 use crate::domain::experience::operation_of;
-use crate::domain::instance::{CredentialRecord, CredentialStatus, Instance};
+use crate::domain::instance::{CredentialRecord, Instance, Product};
 use crate::error::ApiError;
-use crate::store::Window;
+use crate::store::{Caller, GatewayCheck, Window};
 use crate::tokens::{Claims, TokenError};
 
 /// Headers the gateway adds for the upstream; callers can never set them.
@@ -199,6 +200,14 @@ impl FromRequest for ProductAccess {
     }
 }
 
+/// The caller as identified before the store call, from caches where possible.
+struct Identified {
+    instance: CachedInstance,
+    subject: Subject,
+    /// Whether `instance` came from the cache (and so may be stale).
+    cached: bool,
+}
+
 async fn check_access(state: &AppState, facts: Facts) -> Result<ProductAccess, actix_web::Error> {
     let slug = facts.product.clone().ok_or_else(|| {
         ApiError::bad_request(
@@ -207,57 +216,109 @@ async fn check_access(state: &AppState, facts: Facts) -> Result<ProductAccess, a
         )
     })?;
     let now = state.now();
-    let origin = facts.presented.origin.clone();
-    let (instance, subject) = match facts.experience_token {
-        Some(raw) => {
-            let (instance, record) =
-                experience_access(state, &raw, &slug, &facts.presented).await?;
-            (instance, Subject::Experience(record))
-        }
-        None => {
-            let access = authorize(state, facts.presented).await?;
-            (access.instance, Subject::Token(access.claims))
-        }
+    let presented = &facts.presented;
+    let mut identified = match &facts.experience_token {
+        Some(raw) => identify_experience(state, raw, &slug).await?,
+        None => identify_token(state, presented).await?,
     };
+    // A refusal on cached configuration is re-checked on fresh configuration.
+    if let Err(e) = config_checks(&identified, &slug, presented) {
+        if !identified.cached {
+            return Err(e.into());
+        }
+        identified = reload(state, identified, presented).await?;
+        config_checks(&identified, &slug, presented)?;
+    }
 
-    let (credential_id, rate_subject, sunset) = match &subject {
-        Subject::Token(claims) => (claims.cred.clone(), format!("sid:{}", claims.sid), None),
-        Subject::Experience(record) => (
-            record.id.clone(),
-            format!("xt:{}", record.id),
-            record
-                .expires_at
-                .filter(|_| record.status(now) == CredentialStatus::Expiring),
-        ),
+    let rate_subject = match &identified.subject {
+        Subject::Token(claims) => format!("sid:{}", claims.sid),
+        Subject::Experience(record) => format!("xt:{}", record.id),
     };
-    let product = instance
+    let windows = windows_for(
+        &identified.instance.instance,
+        &slug,
+        &rate_subject,
+        facts.ip,
+        now,
+    );
+    let caller = match &identified.subject {
+        Subject::Token(claims) => Caller::Token {
+            jti: &claims.jti,
+            sid: &claims.sid,
+            credential_id: &claims.cred,
+        },
+        Subject::Experience(record) => Caller::Experience {
+            credential_id: &record.id,
+        },
+    };
+    let instance_id = identified.instance.instance.id.clone();
+    let checked = state
+        .store
+        .gateway_check(GatewayCheck {
+            instance_id: &instance_id,
+            caller,
+            windows: &windows,
+        })
+        .await
+        .map_err(ApiError::from)?;
+
+    // The configuration changed since it was cached: decide on fresh data.
+    if checked.epoch != identified.instance.epoch {
+        identified = reload(state, identified, presented).await?;
+        config_checks(&identified, &slug, presented)?;
+    }
+
+    let mut sunset = None;
+    match &identified.subject {
+        Subject::Token(claims) => {
+            if checked.revocations.revokes(claims.iat, now.timestamp()) {
+                return Err(ApiError::TokenRevoked.into());
+            }
+        }
+        Subject::Experience(_) => {
+            if !checked.credential_exists {
+                return Err(ApiError::InvalidToken(TokenError::Invalid).into());
+            }
+            match checked.credential_dead_at {
+                Some(t) if t <= now => return Err(ApiError::TokenRevoked.into()),
+                Some(t) => sunset = Some(t),
+                None => {}
+            }
+        }
+    }
+
+    let credential_id = match &identified.subject {
+        Subject::Token(claims) => claims.cred.clone(),
+        Subject::Experience(record) => record.id.clone(),
+    };
+    let product = identified
+        .instance
+        .instance
         .products
         .get(&slug)
         .ok_or_else(|| ApiError::UnknownProduct(slug.clone()))?;
     let now_s = now.timestamp();
-    match rate_limit(state, &instance.id, &slug, product, &rate_subject, facts.ip).await {
+    match rate_decision(product, &windows, &checked.counts) {
         Ok(rate) => {
             state
                 .usage
-                .count(&instance.id, &credential_id, REQUESTS, now_s);
+                .count(&instance_id, &credential_id, REQUESTS, now_s);
             Ok(ProductAccess {
-                instance,
+                instance: Instance::clone(&identified.instance.instance),
                 product: slug,
-                subject,
-                origin,
+                subject: identified.subject,
+                origin: presented.origin.clone(),
                 rate,
                 sunset,
             })
         }
         Err(e) => {
-            if matches!(e, ApiError::RateLimited { .. }) {
-                state
-                    .usage
-                    .count(&instance.id, &credential_id, RATE_LIMITED, now_s);
-            }
+            state
+                .usage
+                .count(&instance_id, &credential_id, RATE_LIMITED, now_s);
             // The origin was allowed: let the browser read the 429.
             let mut response = e.error_response();
-            if let Some(origin) = &origin {
+            if let Some(origin) = &presented.origin {
                 cors::allow_origin_on(&mut response, origin);
             }
             Err(InternalError::from_response(e, response).into())
@@ -265,82 +326,172 @@ async fn check_access(state: &AppState, facts: Facts) -> Result<ProductAccess, a
     }
 }
 
-/// An experience token, checked in the gateway order: well-formed → known →
-/// for this experience → operation → origin → not revoked.
-async fn experience_access(
+/// An access token: signature and claims (cached verification), then the
+/// instance of the API key.
+async fn identify_token(state: &AppState, presented: &Presented) -> Result<Identified, ApiError> {
+    let token = presented.token.as_deref().ok_or(ApiError::MissingToken)?;
+    let claims = state.tokens.verify(token, state.now())?;
+    let api_key: ApiKey = presented
+        .api_key
+        .as_deref()
+        .ok_or(ApiError::MissingApiKey)?
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::InvalidCredentials)?;
+    let instance = state
+        .instances
+        .by_api_key(state.store.as_ref(), api_key.expose(), false)
+        .await?
+        .ok_or(ApiError::InvalidCredentials)?;
+    Ok(Identified {
+        instance,
+        subject: Subject::Token(claims),
+        cached: true,
+    })
+}
+
+/// An experience token: well-formed, genuine, for this experience.
+async fn identify_experience(
     state: &AppState,
     raw: &str,
     slug: &str,
-    presented: &Presented,
-) -> Result<(Instance, CredentialRecord), ApiError> {
-    let invalid = |e| ApiError::InvalidToken(e);
+) -> Result<Identified, ApiError> {
+    let invalid = ApiError::InvalidToken;
     let token: ExperienceToken = raw
         .trim()
         .parse()
         .map_err(|_| invalid(TokenError::Malformed))?;
     let hash = state.hasher.hash(token.expose());
-    let record = state.store.credential_by_hash(&hash).await?;
-    let genuine = state
-        .hasher
-        .verify(token.expose(), record.as_ref().map(|r| &r.hash));
-    let record = record
-        .filter(|r| genuine && r.kind == CredentialKind::ExperienceToken)
-        .ok_or(invalid(TokenError::Invalid))?;
+    let record = match state.credentials.get(&hash) {
+        Some(record) => record,
+        None => {
+            let record = state.store.credential_by_hash(&hash).await?;
+            let genuine = state
+                .hasher
+                .verify(token.expose(), record.as_ref().map(|r| &r.hash));
+            let record = record
+                .filter(|r| genuine && r.kind == CredentialKind::ExperienceToken)
+                .ok_or(invalid(TokenError::Invalid))?;
+            state.credentials.insert(record)
+        }
+    };
     if record.experience.as_deref() != Some(slug) {
         return Err(ApiError::ExperienceMismatch);
     }
     let instance = state
-        .store
-        .get_instance(&record.instance_id)
+        .instances
+        .by_id(state.store.as_ref(), &record.instance_id, false)
         .await?
         .ok_or(invalid(TokenError::Invalid))?;
-    if let Some(api_key) = &presented.api_key {
-        if api_key.trim() != instance.api_key {
-            return Err(ApiError::InstanceMismatch);
+    Ok(Identified {
+        instance,
+        subject: Subject::Experience(CredentialRecord::clone(&record)),
+        cached: true,
+    })
+}
+
+/// The same caller on freshly loaded configuration.
+async fn reload(
+    state: &AppState,
+    identified: Identified,
+    presented: &Presented,
+) -> Result<Identified, ApiError> {
+    let store = state.store.as_ref();
+    let instance = match &identified.subject {
+        Subject::Token(_) => {
+            let api_key = presented.api_key.as_deref().unwrap_or_default().trim();
+            state
+                .instances
+                .by_api_key(store, api_key, true)
+                .await?
+                .ok_or(ApiError::InvalidCredentials)?
+        }
+        Subject::Experience(record) => state
+            .instances
+            .by_id(store, &record.instance_id, true)
+            .await?
+            .ok_or(ApiError::InvalidToken(TokenError::Invalid))?,
+    };
+    Ok(Identified {
+        instance,
+        subject: identified.subject,
+        cached: false,
+    })
+}
+
+/// Every check that depends on configuration, in the gateway order.
+fn config_checks(
+    identified: &Identified,
+    slug: &str,
+    presented: &Presented,
+) -> Result<(), ApiError> {
+    let instance = &identified.instance.instance;
+    let origin = presented.origin.as_deref();
+    match &identified.subject {
+        Subject::Token(claims) => {
+            if claims.sub != instance.id {
+                return Err(ApiError::InstanceMismatch);
+            }
+            check_product(instance, slug, presented.operation.as_deref())?;
+            check_origin(claims, origin)?;
+        }
+        Subject::Experience(_) => {
+            if let Some(api_key) = &presented.api_key {
+                if api_key.trim() != instance.api_key {
+                    return Err(ApiError::InstanceMismatch);
+                }
+            }
+            check_product(instance, slug, presented.operation.as_deref())?;
         }
     }
-    check_product(&instance, slug, presented.operation.as_deref())?;
-    check_allowed_origins(&instance, slug, presented.origin.as_deref())?;
-    if record.status(state.now()) == CredentialStatus::Revoked {
-        return Err(ApiError::TokenRevoked);
-    }
-    Ok((instance, record))
+    check_allowed_origins(instance, slug, origin)
 }
 
 fn ceil_seconds(ms: i64) -> u64 {
     u64::try_from((ms + 999) / 1000).unwrap_or(0)
 }
 
-/// Counts the request against the product's limits for this caller and IP.
-async fn rate_limit(
-    state: &AppState,
-    instance_id: &str,
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// The fixed windows this request counts in: per subject and client IP per
+/// minute, and per subject per day when the experience has a cap.
+fn windows_for(
+    instance: &Instance,
     slug: &str,
-    product: &crate::domain::instance::Product,
     subject: &str,
     ip: IpAddr,
-) -> Result<RateStatus, ApiError> {
-    const MINUTE_MS: i64 = 60_000;
-    const DAY_MS: i64 = 86_400_000;
-    let now_ms = state.now().timestamp_millis();
+    now: DateTime<Utc>,
+) -> Vec<Window> {
+    let Some(product) = instance.products.get(slug) else {
+        return Vec::new();
+    };
+    let now_ms = now.timestamp_millis();
     let minute = now_ms.div_euclid(MINUTE_MS);
-    let minute_left = (minute + 1) * MINUTE_MS - now_ms;
-    let per_minute = u64::from(product.rate_limit_per_minute);
     let mut windows = vec![Window {
         suffix: format!("m:{slug}:{subject}:{ip}:{minute}"),
-        limit: per_minute,
-        ttl_ms: minute_left,
+        limit: u64::from(product.rate_limit_per_minute),
+        ttl_ms: (minute + 1) * MINUTE_MS - now_ms,
     }];
-    let day = now_ms.div_euclid(DAY_MS);
-    let day_left = (day + 1) * DAY_MS - now_ms;
     if let Some(cap) = product.daily_cap {
+        let day = now_ms.div_euclid(DAY_MS);
         windows.push(Window {
             suffix: format!("d:{slug}:{subject}:{day}"),
             limit: u64::from(cap),
-            ttl_ms: day_left,
+            ttl_ms: (day + 1) * DAY_MS - now_ms,
         });
     }
-    let counts = state.store.hit(Some(instance_id), &windows).await?;
+    windows
+}
+
+/// Decides on the counts the store returned, with the product's current limits.
+fn rate_decision(
+    product: &Product,
+    windows: &[Window],
+    counts: &[u64],
+) -> Result<RateStatus, ApiError> {
+    let per_minute = u64::from(product.rate_limit_per_minute);
+    let minute_left = windows.first().map_or(0, |w| w.ttl_ms);
     let used = counts.first().copied().unwrap_or(0);
     if used > per_minute {
         return Err(ApiError::RateLimited {
@@ -349,12 +500,14 @@ async fn rate_limit(
             retry_after: ceil_seconds(minute_left),
         });
     }
-    if let (Some(cap), Some(&day_used)) = (product.daily_cap, counts.get(1)) {
+    if let (Some(cap), Some(&day_used), Some(day)) =
+        (product.daily_cap, counts.get(1), windows.get(1))
+    {
         if day_used > u64::from(cap) {
             return Err(ApiError::RateLimited {
                 window: "day",
                 limit: u64::from(cap),
-                retry_after: ceil_seconds(day_left),
+                retry_after: ceil_seconds(day.ttl_ms),
             });
         }
     }
