@@ -29,6 +29,9 @@ pub enum ApiError {
     MissingApiKey,
     #[error("invalid API key or credential")]
     InvalidCredentials,
+    /// The same refusal for HTTP Basic client authentication (introspection).
+    #[error("invalid API key or credential")]
+    InvalidClient,
     #[error("an access token is required in the Authorization header as Bearer")]
     MissingToken,
     #[error("{0}")]
@@ -111,7 +114,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             MissingApiKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
-            InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            InvalidCredentials | InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
             InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
@@ -214,6 +217,7 @@ impl ResponseError for ApiError {
                 | ApiError::TokenExpired
                 | ApiError::TokenNotYetValid
                 | ApiError::TokenRevoked => r#"Bearer error="invalid_token""#,
+                ApiError::InvalidClient => r#"Basic realm="keybroker""#,
                 _ => "Bearer",
             };
             response.insert_header((

@@ -310,10 +310,16 @@ impl TokenService {
             org: request.origin,
             auth_time,
         };
+        let token = self.sign(&claims)?;
+        Ok((token, claims))
+    }
+
+    /// Signs claims with the current key. Ed25519 is deterministic: the same
+    /// claims under the same key always give the same token.
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.current.kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &self.current.encoding)?;
-        Ok((token, claims))
+        jsonwebtoken::encode(&header, claims, &self.current.encoding)
     }
 
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
@@ -395,6 +401,13 @@ mod tests {
         let verified = svc.verify(&token, now).unwrap();
         assert_eq!(verified, claims);
         assert_eq!(verified.exp - verified.iat, 1200);
+    }
+
+    #[test]
+    fn signing_the_same_claims_gives_the_same_token() {
+        let svc = service();
+        let (token, claims) = svc.issue(request(), Utc::now()).unwrap();
+        assert_eq!(svc.sign(&claims).unwrap(), token);
     }
 
     #[test]

@@ -368,7 +368,7 @@ impl Store for MemoryStore {
         &self,
         instance_id: &str,
         jti: &str,
-        token: &str,
+        record: &str,
         ttl_seconds: i64,
     ) -> Result<String, StoreError> {
         let key = format!("{instance_id}/succ/{jti}");
@@ -376,8 +376,8 @@ impl Store for MemoryStore {
         if let Some(existing) = expiring.get(&key) {
             return Ok(existing.to_owned());
         }
-        expiring.put(key, token.to_owned(), ttl_seconds);
-        Ok(token.to_owned())
+        expiring.put(key, record.to_owned(), ttl_seconds);
+        Ok(record.to_owned())
     }
 
     async fn successor(&self, instance_id: &str, jti: &str) -> Result<Option<String>, StoreError> {

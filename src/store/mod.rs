@@ -198,13 +198,14 @@ pub trait Store: Send + Sync + 'static {
         credential_id: &str,
     ) -> Result<Revocations, StoreError>;
 
-    /// Remembers the token that succeeded `jti` on refresh, unless one is
-    /// remembered already; returns the one that is remembered afterwards.
+    /// Remembers what succeeded `jti` on refresh (an opaque record, never a
+    /// token), unless something is remembered already; returns what is
+    /// remembered afterwards.
     async fn remember_successor(
         &self,
         instance_id: &str,
         jti: &str,
-        token: &str,
+        record: &str,
         ttl_seconds: i64,
     ) -> Result<String, StoreError>;
 

@@ -18,7 +18,7 @@
 //! | `P:{<instance>}:rev:sid:<sid>` | string, TTL | revoked session |
 //! | `P:{<instance>}:rev:cred:<id>` | string, TTL | unix second: tokens of the credential issued by then are dead |
 //! | `P:{<instance>}:rev:all` | string, TTL | unix second: tokens of the instance issued by then are dead |
-//! | `P:{<instance>}:succ:<jti>` | string, TTL | the token that succeeded `jti` on refresh |
+//! | `P:{<instance>}:succ:<jti>` | string, TTL | id and times of the token that succeeded `jti` on refresh |
 //! | `P:{<instance>}:rl:<what>:<window>` | string, TTL | a rate-limit counter, dies with its window |
 //! | `P:rl:<what>:<window>` | string, TTL | a brute-force counter (per IP, per API key) |
 //! | `P:{<instance>}:usage` | hash | `<credential>|<counter>` → count |
@@ -710,14 +710,14 @@ impl Store for RedisStore {
         &self,
         instance_id: &str,
         jti: &str,
-        token: &str,
+        record: &str,
         ttl_seconds: i64,
     ) -> Result<String, StoreError> {
         let mut conn = self.conn.clone();
         // NX + GET: atomically store ours unless another refresh won the race.
         let previous: Option<String> = redis::cmd("SET")
             .arg(self.successor_key(instance_id, jti))
-            .arg(token)
+            .arg(record)
             .arg("NX")
             .arg("GET")
             .arg("EX")
@@ -725,7 +725,7 @@ impl Store for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        Ok(previous.unwrap_or_else(|| token.to_owned()))
+        Ok(previous.unwrap_or_else(|| record.to_owned()))
     }
 
     async fn successor(&self, instance_id: &str, jti: &str) -> Result<Option<String>, StoreError> {

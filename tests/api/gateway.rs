@@ -607,6 +607,16 @@ async fn verify_answers_for_reverse_proxies(backend: Backend) {
     w.verify("/billing/x", &w.token)
         .await
         .assert_error(404, "unknown_product");
+    // Behind a proxy that normalises paths, this names `search` but reaches `chat`.
+    for sneaky in [
+        "/search/../chat/v1/chat",
+        "/prod/search/%2e%2e/chat/x",
+        "/search/..%2Fchat/x",
+    ] {
+        w.verify(sneaky, &w.token)
+            .await
+            .assert_error(400, "invalid_path");
+    }
     w.verify("/search/x", "garbage")
         .await
         .assert_error(401, "invalid_token");
@@ -734,6 +744,32 @@ async fn refresh_reuse_window_returns_one_successor(backend: Backend) {
     let successor = first.body["accessToken"].as_str().unwrap();
     assert_eq!(w.call("/prod/search/x", successor).await.status, 200);
     assert_ne!(claims_of(successor)["jti"], claims_of(&w.token)["jti"]);
+
+    // The store keeps no bearer token, and a revoked successor is not handed out.
+    if w.app.backend == Backend::Redis {
+        let redis = w.app.redis();
+        let keys = redis.command(&["KEYS", "*succ*"]);
+        for key in keys.lines().filter(|k| k.contains(":succ:")) {
+            let value = redis.command(&["GET", key]);
+            assert!(
+                !value.contains(successor) && !value.contains("eyJ"),
+                "{value}"
+            );
+        }
+    }
+    let revoke = w
+        .app
+        .admin(
+            "POST",
+            &format!("/admin/v1/instances/{}/revoke-tokens", w.created.id),
+            Some(json!({"jti": claims_of(successor)["jti"]})),
+        )
+        .await;
+    assert_eq!(revoke.status, 200);
+    w.app
+        .refresh(&w.created.api_key, &w.token, None)
+        .await
+        .assert_error(401, "token_revoked");
 }
 
 async fn upstream_down_is_502_and_slow_is_504(backend: Backend) {
@@ -898,4 +934,109 @@ async fn gateway_fails_closed_while_redis_is_down() {
         "the gateway did not recover after Redis came back"
     );
     assert_eq!(w.verify("/search/v1/search", &w.token).await.status, 200);
+}
+
+/// The fast path keeps per-process caches; a second process with warm caches
+/// must still see every change made through the first on its very next request.
+#[actix_web::test]
+async fn a_warm_second_process_sees_every_change_at_once() {
+    let w = world(spawn_app(Backend::Redis).await).await;
+    let b = w.app.spawn_peer().await;
+    let on_b = |path: &str, token: &str| {
+        let request = b
+            .client
+            .get(b.url(path))
+            .insert_header(("x-inbenta-key", w.created.api_key.as_str()))
+            .bearer_auth(token);
+        b.send(request, None)
+    };
+    // Warm B's caches.
+    for _ in 0..3 {
+        assert_eq!(on_b("/prod/search/v1/search", &w.token).await.status, 200);
+    }
+    let instance = format!("/admin/v1/instances/{}", w.created.id);
+
+    // A lowers the limit to 1 per minute: B applies it at once.
+    let reply = w
+        .app
+        .admin(
+            "PATCH",
+            &format!("{instance}/experiences/search"),
+            Some(json!({"rate_limit_per_minute": 1})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    on_b("/prod/search/v1/search", &w.token)
+        .await
+        .assert_error(429, "rate_limited");
+
+    // A removes the product: B refuses it at once.
+    let reply = w
+        .app
+        .admin(
+            "PATCH",
+            &instance,
+            Some(json!({"products": {"chat": {"upstream": format!("{}/chat", w.upstream.base)}}})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    on_b("/prod/search/v1/search", &w.token)
+        .await
+        .assert_error(404, "unknown_product");
+    assert_eq!(on_b("/prod/chat/v1/chat", &w.token).await.status, 200);
+
+    // A revokes every token of the instance: B refuses at once.
+    w.app
+        .admin(
+            "POST",
+            &format!("{instance}/revoke-tokens"),
+            Some(json!({})),
+        )
+        .await;
+    on_b("/prod/chat/v1/chat", &w.token)
+        .await
+        .assert_error(401, "token_revoked");
+
+    // A regenerates an experience token: B refuses the old one at once.
+    let created = w
+        .app
+        .admin(
+            "POST",
+            &format!("{instance}/experiences"),
+            Some(json!({"slug": "kb", "kind": "search", "upstream": format!("{}/kb", w.upstream.base)})),
+        )
+        .await;
+    let old = created.body["token"]["value"].as_str().unwrap().to_owned();
+    let with_xt = |token: String| {
+        let request = b
+            .client
+            .get(b.url("/prod/kb/v1/search"))
+            .insert_header(("x-access-token", token));
+        b.send(request, None)
+    };
+    assert_eq!(with_xt(old.clone()).await.status, 200);
+    w.app
+        .admin(
+            "POST",
+            &format!("{instance}/experiences/kb/regenerate-token"),
+            Some(json!({})),
+        )
+        .await;
+    with_xt(old).await.assert_error(401, "token_revoked");
+
+    // A deletes the instance: B refuses its API key at once.
+    w.app.clock.advance(1);
+    let fresh = w
+        .app
+        .auth_with_secret(&w.created.api_key, &w.created.secret)
+        .await
+        .body["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(on_b("/prod/chat/v1/chat", &fresh).await.status, 200);
+    assert_eq!(w.app.admin("DELETE", &instance, None).await.status, 204);
+    on_b("/prod/chat/v1/chat", &fresh)
+        .await
+        .assert_error(401, "invalid_credentials");
 }

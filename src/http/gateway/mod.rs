@@ -140,6 +140,25 @@ pub fn split_original_uri(uri: &str) -> Option<(&str, &str)> {
     (!product.is_empty()).then_some((product, rest))
 }
 
+/// Refuses `.` and `..` segments, also when dots or separators are
+/// percent-encoded or written as backslashes: an upstream that decodes them
+/// would let a caller climb out of the product's base path.
+pub fn check_path(tail: &str) -> Result<(), ApiError> {
+    let decoded = tail
+        .to_ascii_lowercase()
+        .replace("%2e", ".")
+        .replace("%2f", "/")
+        .replace("%5c", "/")
+        .replace('\\', "/");
+    if decoded
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(ApiError::InvalidPath);
+    }
+    Ok(())
+}
+
 fn header_text(req: &HttpRequest, names: &[&str]) -> Option<String> {
     names.iter().find_map(|name| {
         req.headers()
@@ -176,14 +195,27 @@ impl FromRequest for ProductAccess {
             let missing = ApiError::internal(std::io::Error::other("application state is missing"));
             return Box::pin(async move { Err(missing.into()) });
         };
-        let target = if req.path().starts_with("/prod/") {
-            split_gateway_path(req.path()).map(|(p, rest)| (p.to_owned(), rest.to_owned()))
+        // The whole path is checked for dot segments: behind a reverse proxy,
+        // `/search/../chat/x` names `search` here but reaches `chat` upstream.
+        let (target, path_ok) = if req.path().starts_with("/prod/") {
+            let target = split_gateway_path(req.path());
+            let ok = target.is_none_or(|(_, rest)| check_path(rest).is_ok());
+            (target.map(|(p, rest)| (p.to_owned(), rest.to_owned())), ok)
         } else {
-            header_text(req, &["x-original-uri", "x-forwarded-uri"])
+            let uri = header_text(req, &["x-original-uri", "x-forwarded-uri"]);
+            let path = uri
+                .as_deref()
+                .map(|u| u.split(['?', '#']).next().unwrap_or(""));
+            let ok = path.is_none_or(|p| check_path(p).is_ok());
+            let target = uri
                 .as_deref()
                 .and_then(split_original_uri)
-                .map(|(p, rest)| (p.to_owned(), rest.to_owned()))
+                .map(|(p, rest)| (p.to_owned(), rest.to_owned()));
+            (target, ok)
         };
+        if !path_ok {
+            return Box::pin(async { Err(ApiError::InvalidPath.into()) });
+        }
         let (product, operation) = match target {
             Some((p, rest)) => (Some(p), Some(operation_of(&rest).to_owned())),
             None => (None, None),
@@ -531,6 +563,33 @@ pub fn error_for(access: &ProductAccess, error: ApiError) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_are_refused() {
+        for bad in [
+            "..",
+            "a/../b",
+            "%2e%2e/admin",
+            "a/%2E/b",
+            ".",
+            "..%2F..%2Fadmin",
+            "a\\..\\b",
+            "/search/../chat/x",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad}");
+        }
+        for ok in [
+            "",
+            "v1/search",
+            "a..b/c",
+            "documents/42",
+            "a%2Fb",
+            "a\\b",
+            "/search/v1/x",
+        ] {
+            assert!(check_path(ok).is_ok(), "{ok}");
+        }
+    }
 
     #[test]
     fn gateway_paths() {

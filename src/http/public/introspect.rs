@@ -4,15 +4,18 @@
 //! Any token that is not valid *for that instance* right now — bad signature,
 //! expired, revoked, another instance's — is just `{"active": false}`.
 
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::lookup;
 use crate::domain::credential::{ApiKey, CredentialKind, Secret};
+use crate::domain::instance::Instance;
 use crate::error::ApiError;
 use crate::http::access::check_revocations;
 use crate::http::extract::JsonOrForm;
@@ -21,6 +24,31 @@ use crate::http::AppState;
 #[derive(Debug, Deserialize)]
 pub struct IntrospectRequest {
     token: String,
+}
+
+/// The instance authenticated by HTTP Basic `api_key:secret`; checked before
+/// the body is read, so an unauthenticated caller learns nothing from it.
+pub struct IntrospectionClient(Instance);
+
+impl FromRequest for IntrospectionClient {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let credentials = basic_credentials(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| {
+                ApiError::internal(std::io::Error::other("application state is missing"))
+            })?;
+            let (api_key, secret) = credentials.ok_or(ApiError::InvalidClient)?;
+            match lookup(&state, &api_key, secret.expose(), CredentialKind::Secret).await {
+                Ok((instance, _)) => Ok(IntrospectionClient(instance)),
+                Err(ApiError::InvalidCredentials) => Err(ApiError::InvalidClient),
+                Err(other) => Err(other),
+            }
+        })
+    }
 }
 
 fn basic_credentials(req: &HttpRequest) -> Option<(ApiKey, Secret)> {
@@ -37,13 +65,14 @@ fn basic_credentials(req: &HttpRequest) -> Option<(ApiKey, Secret)> {
 #[tracing::instrument(skip_all)]
 pub async fn introspect(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    IntrospectionClient(instance): IntrospectionClient,
     JsonOrForm(body): JsonOrForm<IntrospectRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (api_key, secret) = basic_credentials(&req).ok_or(ApiError::InvalidCredentials)?;
-    let (instance, _) = lookup(&state, &api_key, secret.expose(), CredentialKind::Secret).await?;
-
-    let inactive = || HttpResponse::Ok().json(json!({ "active": false }));
+    let inactive = || {
+        HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({ "active": false }))
+    };
     let Ok(claims) = state.tokens.verify(&body.token, state.now()) else {
         return Ok(inactive());
     };

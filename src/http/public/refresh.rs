@@ -4,17 +4,20 @@
 //!
 //! Within `tokens.refresh_reuse_seconds` the same presented token gets the same
 //! successor, so two browser tabs refreshing at once both keep a valid token.
-//! The successor is stored with `SET NX`: when two refreshes race, the loser
-//! answers with the winner's token.
+//! The store keeps only the successor's `jti`, `iat` and `exp` (with `SET NX`:
+//! when two refreshes race, the loser answers with the winner's); the token is
+//! signed again from them, and Ed25519 signatures are deterministic, so it is
+//! the same token. No bearer token is ever stored.
 
 use actix_web::{web, HttpResponse};
 
 use super::token_response;
 use crate::domain::instance::CredentialStatus;
+use crate::domain::instance::Instance;
 use crate::error::ApiError;
-use crate::http::access::AccessToken;
+use crate::http::access::{check_revocations, AccessToken};
 use crate::http::AppState;
-use crate::tokens::TokenRequest;
+use crate::tokens::{Claims, TokenRequest};
 
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
@@ -40,9 +43,8 @@ pub async fn refresh(
 
     let reuse = i64::try_from(state.refresh_reuse_seconds).unwrap_or(0);
     if reuse > 0 {
-        if let Some(token) = state.store.successor(&instance.id, &claims.jti).await? {
-            let successor = state.tokens.verify(&token, now)?;
-            return Ok(token_response(&state, instance, token, &successor, now));
+        if let Some(kept) = state.store.successor(&instance.id, &claims.jti).await? {
+            return answer_with_kept(&state, instance, claims, &kept).await;
         }
     }
 
@@ -63,15 +65,52 @@ pub async fn refresh(
         )
         .map_err(ApiError::internal)?;
     if reuse > 0 {
+        let ours = successor_record(&new_claims);
         let kept = state
             .store
-            .remember_successor(&instance.id, &claims.jti, &token, reuse)
+            .remember_successor(&instance.id, &claims.jti, &ours, reuse)
             .await?;
-        if kept != token {
-            let winner = state.tokens.verify(&kept, now)?;
-            return Ok(token_response(&state, instance, kept, &winner, now));
+        if kept != ours {
+            return answer_with_kept(&state, instance, claims, &kept).await;
         }
     }
     state.metrics.token_refreshed();
     Ok(token_response(&state, instance, token, &new_claims, now))
+}
+
+/// What the store keeps of a successor: `jti iat exp`.
+fn successor_record(claims: &Claims) -> String {
+    format!("{} {} {}", claims.jti, claims.iat, claims.exp)
+}
+
+/// Signs the kept successor again (the same token) unless it was revoked since.
+async fn answer_with_kept(
+    state: &AppState,
+    instance: &Instance,
+    presented: &Claims,
+    kept: &str,
+) -> Result<HttpResponse, ApiError> {
+    let mut parts = kept.split(' ');
+    let (Some(jti), Some(iat), Some(exp)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ApiError::internal(std::io::Error::other(
+            "malformed successor record",
+        )));
+    };
+    let parse = |v: &str| v.parse::<i64>().map_err(ApiError::internal);
+    let successor = Claims {
+        jti: jti.to_owned(),
+        iat: parse(iat)?,
+        nbf: parse(iat)?,
+        exp: parse(exp)?,
+        ..presented.clone()
+    };
+    check_revocations(state, &successor).await?;
+    let token = state.tokens.sign(&successor).map_err(ApiError::internal)?;
+    Ok(token_response(
+        state,
+        instance,
+        token,
+        &successor,
+        state.now(),
+    ))
 }
