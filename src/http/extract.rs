@@ -7,6 +7,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use super::AppState;
 use crate::domain::credential::ApiKey;
@@ -242,4 +243,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonOrForm<T> {
         let body = read_body::<T>(req, payload, Accept::JsonOrForm);
         Box::pin(async move { body.await.map(JsonOrForm) })
     }
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`).
+pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }

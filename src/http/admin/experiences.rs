@@ -18,7 +18,7 @@ use crate::domain::instance::{
 use crate::domain::origin::OriginPattern;
 use crate::error::ApiError;
 use crate::http::audit::AuditEntry;
-use crate::http::extract::{AdminAuth, JsonBody};
+use crate::http::extract::{present, AdminAuth, JsonBody};
 use crate::http::AppState;
 
 const MAX_ORIGINS: usize = 100;
@@ -39,15 +39,6 @@ pub struct ExperienceSettings {
     /// `null` returns to the kind's defaults.
     #[serde(default, deserialize_with = "present")]
     operations: Option<Option<Vec<String>>>,
-}
-
-/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 fn invalid(message: String) -> ApiError {

@@ -8,15 +8,19 @@ use serde_json::json;
 use super::{load_instance, rfc3339};
 use crate::error::ApiError;
 use crate::http::audit::AuditEntry;
-use crate::http::extract::{AdminAuth, JsonBody};
+use crate::http::extract::{present, AdminAuth, JsonBody};
 use crate::http::AppState;
 use crate::store::Revocation;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeTokens {
-    jti: Option<String>,
-    sid: Option<String>,
+    /// `Some(None)` is an explicit `null`: refused, so that a client bug can
+    /// never turn "revoke this token" into "revoke everything".
+    #[serde(default, deserialize_with = "present")]
+    jti: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    sid: Option<Option<String>>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -40,7 +44,16 @@ pub async fn revoke_tokens(
     // The longest a named token or session could still live.
     let token_lifetime_end = state.last_expiry_of_tokens_issued_by(at);
     let session_end = at + i64::try_from(state.max_session_seconds).unwrap_or(0);
-    let (scope, revocation, keep_until) = match (&body.jti, &body.sid) {
+    let (jti, sid) = match (body.jti, body.sid) {
+        (Some(None), _) | (_, Some(None)) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "jti and sid cannot be null; send {} to revoke every token of the instance",
+            ))
+        }
+        (jti, sid) => (jti.flatten(), sid.flatten()),
+    };
+    let (scope, revocation, keep_until) = match (&jti, &sid) {
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
                 "invalid_request",
@@ -69,13 +82,13 @@ pub async fn revoke_tokens(
             &instance.id,
             AuditEntry::admin("tokens.revoke")
                 .target(scope)
-                .detail(json!({ "jti": body.jti, "sid": body.sid })),
+                .detail(json!({ "jti": jti, "sid": sid })),
         )
         .await;
     Ok(HttpResponse::Ok().json(json!({
         "revoked": scope,
-        "jti": body.jti,
-        "sid": body.sid,
+        "jti": jti,
+        "sid": sid,
         "at": rfc3339(now),
     })))
 }
