@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
@@ -90,9 +90,14 @@ pub enum TokenError {
 }
 
 /// One Ed25519 key: signs new tokens if it is the current one, verifies always.
+/// Signing is done here with ring directly, on a key pair parsed once: the
+/// JOSE part is two base64url segments, and `jsonwebtoken` would parse the
+/// PKCS#8 key again for every token. Verification stays with `jsonwebtoken`.
 struct SigningKey {
     kid: String,
-    encoding: EncodingKey,
+    pair: Ed25519KeyPair,
+    /// The base64url JOSE header of every token this key signs.
+    header: String,
     public: Vec<u8>,
 }
 
@@ -101,9 +106,14 @@ impl SigningKey {
         let pair =
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| KeyError::NotEd25519)?;
         let public = pair.public_key().as_ref().to_vec();
+        let kid = thumbprint(&public);
+        let header = URL_SAFE_NO_PAD.encode(
+            serde_json::json!({ "typ": "JWT", "alg": "EdDSA", "kid": kid }).to_string(),
+        );
         Ok(SigningKey {
-            kid: thumbprint(&public),
-            encoding: EncodingKey::from_ed_der(der),
+            kid,
+            pair,
+            header,
             public,
         })
     }
@@ -286,7 +296,7 @@ impl TokenService {
         &self,
         request: TokenRequest<'_>,
         now: DateTime<Utc>,
-    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+    ) -> Result<(String, Claims), serde_json::Error> {
         let iat = now.timestamp();
         let (sid, auth_time) = match request.session {
             Some((sid, auth_time)) => (sid.to_owned(), auth_time),
@@ -316,10 +326,17 @@ impl TokenService {
 
     /// Signs claims with the current key. Ed25519 is deterministic: the same
     /// claims under the same key always give the same token.
-    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.current.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.current.encoding)
+    pub fn sign(&self, claims: &Claims) -> Result<String, serde_json::Error> {
+        let key = &self.current;
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
+        let mut token = String::with_capacity(key.header.len() + payload.len() + 90);
+        token.push_str(&key.header);
+        token.push('.');
+        token.push_str(&payload);
+        let signature = key.pair.sign(token.as_bytes());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(signature.as_ref()));
+        Ok(token)
     }
 
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
