@@ -107,9 +107,8 @@ impl SigningKey {
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| KeyError::NotEd25519)?;
         let public = pair.public_key().as_ref().to_vec();
         let kid = thumbprint(&public);
-        let header = URL_SAFE_NO_PAD.encode(
-            serde_json::json!({ "typ": "JWT", "alg": "EdDSA", "kid": kid }).to_string(),
-        );
+        let header = URL_SAFE_NO_PAD
+            .encode(serde_json::json!({ "typ": "JWT", "alg": "EdDSA", "kid": kid }).to_string());
         Ok(SigningKey {
             kid,
             pair,

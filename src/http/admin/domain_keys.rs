@@ -3,7 +3,7 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{load_instance, CredentialView};
+use super::{flush_usage, load_instance, CredentialView};
 use crate::domain::credential::{CredentialKind, DomainKey};
 use crate::domain::instance::CredentialRecord;
 use crate::domain::origin::parse_patterns;
@@ -99,6 +99,7 @@ pub async fn list(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    flush_usage(&state).await?;
     let instance = load_instance(&state, &path).await?;
     let now = state.now();
     let keys: Vec<CredentialView> = state

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::secrets::MAX_GRACE_SECONDS;
-use super::{load_instance, CredentialView};
+use super::{flush_usage, load_instance, CredentialView};
 use crate::domain::credential::{CredentialKind, ExperienceToken};
 use crate::domain::experience::{valid_operation, ExperienceKind};
 use crate::domain::instance::{
@@ -279,6 +279,7 @@ pub async fn list(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    flush_usage(&state).await?;
     let instance = load_instance(&state, &path).await?;
     let mut experiences = Vec::new();
     for (slug, product) in &instance.products {
@@ -294,6 +295,7 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    flush_usage(&state).await?;
     let (instance_id, slug) = path.into_inner();
     let instance = load_instance(&state, &instance_id).await?;
     let product = load_product(&instance, &slug)?;

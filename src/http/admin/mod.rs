@@ -101,3 +101,9 @@ async fn load_instance(state: &AppState, id: &str) -> Result<Instance, ApiError>
         .await?
         .ok_or(ApiError::NotFound { what: "instance" })
 }
+
+/// Writes buffered usage first, so that the `last_used_at` shown is current.
+async fn flush_usage(state: &AppState) -> Result<(), ApiError> {
+    state.usage.flush(state.store.as_ref()).await?;
+    Ok(())
+}

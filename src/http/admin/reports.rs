@@ -5,7 +5,7 @@ use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{load_instance, rfc3339};
+use super::{flush_usage, load_instance, rfc3339};
 use crate::error::ApiError;
 use crate::http::extract::AdminAuth;
 use crate::http::usage::{AUTH_FAILED, AUTH_OK, LAST_USED_AT, RATE_LIMITED, REQUESTS};
@@ -18,7 +18,7 @@ pub async fn usage(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let instance = load_instance(&state, &path).await?;
-    state.usage.flush(state.store.as_ref()).await?;
+    flush_usage(&state).await?;
     let usage = state.store.usage(&instance.id).await?;
     let credentials: Vec<Value> = usage
         .iter()

@@ -233,10 +233,7 @@ async fn exchange(
             now,
         )
         .map_err(ApiError::internal)?;
-    state
-        .store
-        .touch_credential(&instance.id, &credential.id, now)
-        .await?;
+    // last_used_at is written with the buffered usage counters (see usage.rs).
     state.metrics.token_issued();
     Ok(token_response(state, &instance, token, &claims, now))
 }
