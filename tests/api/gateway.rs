@@ -635,9 +635,13 @@ async fn verify_answers_for_reverse_proxies(backend: Backend) {
         .client
         .get(w.app.url("/v1/verify"))
         .insert_header(("x-forwarded-uri", "/chat/v1/chat"))
+        .insert_header(("x-forwarded-method", "post"))
         .insert_header(("x-inbenta-key", w.created.api_key.as_str()))
         .bearer_auth(&w.token);
-    assert_eq!(w.app.send(request, None).await.status, 200);
+    let reply = w.app.send(request, None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["method"], json!("POST"));
+    assert_eq!(reply.body["product"], json!("chat"));
     assert_eq!(w.upstream.hits(), 0, "verify proxies nothing");
 }
 

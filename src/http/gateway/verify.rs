@@ -1,12 +1,20 @@
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::ProductAccess;
 
 /// `GET /v1/verify`: 200 with the identity headers when the request described by
-/// `X-Original-URI` may pass; otherwise the gateway's error status.
-#[tracing::instrument(skip_all, fields(product = %access.product))]
-pub async fn verify(access: ProductAccess) -> HttpResponse {
+/// `X-Original-URI` (and `X-Original-Method`) may pass; otherwise the gateway's
+/// error status. The method is reported and logged; no check depends on it.
+#[tracing::instrument(skip_all, fields(product = %access.product, method))]
+pub async fn verify(access: ProductAccess, req: HttpRequest) -> HttpResponse {
+    let method = ["x-original-method", "x-forwarded-method"]
+        .iter()
+        .find_map(|h| req.headers().get(*h).and_then(|v| v.to_str().ok()))
+        .map(str::to_ascii_uppercase);
+    if let Some(m) = &method {
+        tracing::Span::current().record("method", m.as_str());
+    }
     let mut response = HttpResponse::Ok();
     for (name, value) in access.identity() {
         response.insert_header((name, value));
@@ -16,5 +24,6 @@ pub async fn verify(access: ProductAccess) -> HttpResponse {
         "instance": access.instance.id,
         "product": access.product,
         "kind": access.kind(),
+        "method": method,
     }))
 }
