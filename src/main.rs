@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,10 +75,9 @@ async fn serve(config: Option<PathBuf>, demo_mode: bool) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot seed the demo instance: {e}"))?;
         let base = &app.state().public_base_url;
-        println!(
-            "{}",
-            demo::banner(&seeded, base, store, &admin_token, &generated)
-        );
+        let banner = demo::banner(&seeded, base, store, &admin_token, &generated);
+        // A closed stdout (`| head`) must not take the server down with it.
+        let _ = writeln!(std::io::stdout().lock(), "{banner}");
     }
     app.run_until_stopped().await.map_err(|e| e.to_string())
 }

@@ -210,20 +210,31 @@ async fn the_demo_works_end_to_end() {
         child,
         base: format!("http://127.0.0.1:{port}"),
     };
-    let banner = std::thread::spawn(move || {
+    // Read the banner, then keep draining stdout so the broker never writes
+    // into a closed pipe.
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut text = String::new();
+        let mut sent = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sent {
+                continue;
+            }
             let done = line.starts_with("Public keys:");
             text.push_str(&line);
             text.push('\n');
             if done {
-                break;
+                let _ = sender.send(std::mem::take(&mut text));
+                sent = true;
             }
         }
-        text
-    })
-    .join()
-    .unwrap();
+        if !sent {
+            let _ = sender.send(text);
+        }
+    });
+    let banner = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the demo printed no banner");
     let field = |label: &str| {
         banner
             .lines()

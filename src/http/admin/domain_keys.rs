@@ -3,7 +3,7 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{flush_usage, load_instance, CredentialView};
+use super::{list_views, load_credential, load_instance, revoke_with_tokens, CredentialView};
 use crate::domain::credential::{CredentialKind, DomainKey};
 use crate::domain::instance::CredentialRecord;
 use crate::domain::origin::parse_patterns;
@@ -57,19 +57,6 @@ pub async fn issue_domain_key(
     Ok((key, record))
 }
 
-async fn load_domain_key(
-    state: &AppState,
-    instance_id: &str,
-    id: &str,
-) -> Result<CredentialRecord, ApiError> {
-    state
-        .store
-        .get_credential(instance_id, id)
-        .await?
-        .filter(|c| c.kind == CredentialKind::DomainKey)
-        .ok_or(ApiError::NotFound { what: "domain key" })
-}
-
 #[tracing::instrument(skip_all, fields(instance = %path))]
 pub async fn create(
     _: AdminAuth,
@@ -99,16 +86,7 @@ pub async fn list(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    flush_usage(&state).await?;
-    let instance = load_instance(&state, &path).await?;
-    let now = state.now();
-    let keys: Vec<CredentialView> = state
-        .store
-        .list_credentials(&instance.id, CredentialKind::DomainKey)
-        .await?
-        .iter()
-        .map(|r| CredentialView::new(r, now))
-        .collect();
+    let keys = list_views(&state, &path, CredentialKind::DomainKey).await?;
     Ok(HttpResponse::Ok().json(json!({ "domain_keys": keys })))
 }
 
@@ -121,7 +99,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let domains = validate_domains(&body.domains)?;
     let (instance_id, id) = path.into_inner();
-    load_domain_key(&state, &instance_id, &id).await?;
+    load_credential(&state, &instance_id, &id, CredentialKind::DomainKey).await?;
     let record = state
         .store
         .set_domains(&instance_id, &id, &domains)
@@ -138,6 +116,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(CredentialView::new(&record, state.now())))
 }
 
+/// Revokes at once, and every token the domain key minted with it.
 #[tracing::instrument(skip_all, fields(instance = %path.0, key = %path.1))]
 pub async fn revoke(
     _: AdminAuth,
@@ -145,21 +124,13 @@ pub async fn revoke(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (instance_id, id) = path.into_inner();
-    load_domain_key(&state, &instance_id, &id).await?;
-    let now = state.now();
-    let record = state
-        .store
-        .revoke_credential(&instance_id, &id, now)
-        .await?
-        .ok_or(ApiError::NotFound { what: "domain key" })?;
-    state
-        .revoke_credential_tokens(&instance_id, &id, now)
-        .await?;
-    state
-        .admin_changed(
-            &instance_id,
-            AuditEntry::admin("domain_key.revoke").credential(&id),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(CredentialView::new(&record, now)))
+    let view = revoke_with_tokens(
+        &state,
+        &instance_id,
+        &id,
+        CredentialKind::DomainKey,
+        "domain_key.revoke",
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
 }

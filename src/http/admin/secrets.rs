@@ -3,7 +3,7 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{flush_usage, load_instance, CredentialView};
+use super::{list_views, load_credential, load_instance, revoke_with_tokens, CredentialView};
 use crate::domain::credential::{CredentialKind, Secret};
 use crate::domain::instance::{CredentialRecord, CredentialStatus};
 use crate::error::ApiError;
@@ -38,19 +38,6 @@ async fn issue_secret(
     Ok((secret, record))
 }
 
-async fn load_secret(
-    state: &AppState,
-    instance_id: &str,
-    id: &str,
-) -> Result<CredentialRecord, ApiError> {
-    state
-        .store
-        .get_credential(instance_id, id)
-        .await?
-        .filter(|c| c.kind == CredentialKind::Secret)
-        .ok_or(ApiError::NotFound { what: "secret" })
-}
-
 #[tracing::instrument(skip_all, fields(instance = %path))]
 pub async fn create(
     _: AdminAuth,
@@ -80,16 +67,7 @@ pub async fn list(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    flush_usage(&state).await?;
-    let instance = load_instance(&state, &path).await?;
-    let now = state.now();
-    let secrets: Vec<CredentialView> = state
-        .store
-        .list_credentials(&instance.id, CredentialKind::Secret)
-        .await?
-        .iter()
-        .map(|r| CredentialView::new(r, now))
-        .collect();
+    let secrets = list_views(&state, &path, CredentialKind::Secret).await?;
     Ok(HttpResponse::Ok().json(json!({ "secrets": secrets })))
 }
 
@@ -101,23 +79,15 @@ pub async fn revoke(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (instance_id, id) = path.into_inner();
-    load_secret(&state, &instance_id, &id).await?;
-    let now = state.now();
-    let record = state
-        .store
-        .revoke_credential(&instance_id, &id, now)
-        .await?
-        .ok_or(ApiError::NotFound { what: "secret" })?;
-    state
-        .revoke_credential_tokens(&instance_id, &id, now)
-        .await?;
-    state
-        .admin_changed(
-            &instance_id,
-            AuditEntry::admin("secret.revoke").credential(&id),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(CredentialView::new(&record, now)))
+    let view = revoke_with_tokens(
+        &state,
+        &instance_id,
+        &id,
+        CredentialKind::Secret,
+        "secret.revoke",
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Issues a new secret; the old one and its tokens keep working for
@@ -136,7 +106,7 @@ pub async fn rotate(
         ));
     }
     let (instance_id, id) = path.into_inner();
-    let old = load_secret(&state, &instance_id, &id).await?;
+    let old = load_credential(&state, &instance_id, &id, CredentialKind::Secret).await?;
     let now = state.now();
     if old.status(now) == CredentialStatus::Revoked {
         return Err(ApiError::bad_request(
