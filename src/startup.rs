@@ -120,9 +120,13 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish) or until
-    /// the handle stops it.
+    /// the handle stops it, then writes the usage counters still buffered.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Err(e) = self.state.usage.flush(self.state.store.as_ref()).await {
+            tracing::warn!(error = %e, "usage counters of the last second were not written");
+        }
+        served
     }
 }
 
