@@ -82,6 +82,8 @@ pub enum ApiError {
     AdminForbidden,
     #[error("{what} not found")]
     NotFound { what: &'static str },
+    #[error("{0}")]
+    Conflict(String),
     #[error("no route matches this path")]
     RouteNotFound,
     #[error("method not allowed on this route")]
@@ -138,6 +140,7 @@ impl ApiError {
             InvalidAdminToken => (StatusCode::UNAUTHORIZED, "invalid_admin_token"),
             AdminForbidden => (StatusCode::FORBIDDEN, "admin_token_required"),
             NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            Conflict(_) => (StatusCode::CONFLICT, "already_exists"),
             RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),

@@ -36,7 +36,7 @@ impl FromStr for Cidr {
 
 impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
+        match (self.network, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))
@@ -67,7 +67,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) ->
     };
     let mut client = peer;
     for hop in chain.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
+        match hop.trim().parse::<IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) => {
                 client = ip;
                 if !is_trusted(ip) {

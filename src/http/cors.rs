@@ -130,11 +130,12 @@ impl CorsIndex {
     }
 }
 
-/// Adds `Access-Control-Allow-Origin` for an origin the credential allowed.
+/// Adds `Access-Control-Allow-Origin` for an origin the credential allowed
+/// (and `Vary: Origin` beside any `Vary` already there).
 pub fn allow_origin(response: &mut HttpResponseBuilder, origin: &str) {
     response.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, origin));
     response.insert_header((header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED_HEADERS));
-    response.insert_header((header::VARY, "Origin"));
+    response.append_header((header::VARY, "Origin"));
 }
 
 /// The same on a finished response (for errors after the origin was allowed).
@@ -146,7 +147,7 @@ pub fn allow_origin_on(response: &mut HttpResponse, origin: &str) {
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static(EXPOSED_HEADERS),
         );
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
     }
 }
 

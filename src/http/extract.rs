@@ -73,12 +73,17 @@ pub struct ClientIp(pub std::net::IpAddr);
 pub fn client_ip(req: &HttpRequest, state: &AppState) -> std::net::IpAddr {
     let peer = req
         .peer_addr()
-        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
-    let forwarded = req
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| {
+            a.ip().to_canonical()
+        });
+    // Several header lines are one list (RFC 9110 §5.3), in order.
+    let lines: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    crate::domain::network::client_ip(peer, forwarded, &state.trusted_proxies)
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let forwarded = (!lines.is_empty()).then(|| lines.join(","));
+    crate::domain::network::client_ip(peer, forwarded.as_deref(), &state.trusted_proxies)
 }
 
 impl FromRequest for ClientIp {

@@ -143,6 +143,7 @@ impl Store for MemoryStore {
         inner
             .instances
             .insert(instance.id.clone(), instance.clone());
+        inner.epochs.insert(instance.id.clone(), 1);
         inner
             .by_hash
             .insert(first_secret.hash.clone(), first_secret.id.clone());

@@ -20,7 +20,7 @@
 //! | `P:{<instance>}:rev:all` | string, TTL | unix second: tokens of the instance issued by then are dead |
 //! | `P:{<instance>}:succ:<jti>` | string, TTL | id and times of the token that succeeded `jti` on refresh |
 //! | `P:{<instance>}:rl:<what>:<window>` | string, TTL | a rate-limit counter, dies with its window |
-//! | `P:rl:<what>:<window>` | string, TTL | a brute-force counter (per IP, per API key) |
+//! | `P:{global}:rl:<what>:<window>` | string, TTL | a brute-force counter (per IP, per API key) |
 //! | `P:{<instance>}:usage` | hash | `<credential>|<counter>` → count |
 //! | `P:{<instance>}:audit` | list | audit entries (JSON), newest first, trimmed |
 //!
@@ -278,7 +278,9 @@ impl RedisStore {
     fn counter_key(&self, scope: Option<&str>, suffix: &str) -> String {
         match scope {
             Some(instance_id) => format!("{}:{{{instance_id}}}:rl:{suffix}", self.prefix),
-            None => format!("{}:rl:{suffix}", self.prefix),
+            // One hash tag for every counter not about one instance, so that a
+            // script counting several of them stays in one cluster slot.
+            None => format!("{}:{{global}}:rl:{suffix}", self.prefix),
         }
     }
 

@@ -522,8 +522,33 @@ async fn experience_admin_lifecycle(backend: Backend) {
         json!(["https://x.example.com"])
     );
 
+    let duplicate = s
+        .app
+        .admin(
+            "POST",
+            &s.path(""),
+            Some(json!({"slug": "kb", "upstream": "http://a"})),
+        )
+        .await;
+    duplicate.assert_error(409, "already_exists");
+    // What GET shows of products, PATCH takes back unchanged.
+    let products = instance.body["products"].clone();
+    assert!(products["kb"].get("token_id").is_none(), "{products}");
+    let round_trip = s
+        .app
+        .admin(
+            "PATCH",
+            &format!("/admin/v1/instances/{}", s.created.id),
+            Some(json!({"products": products})),
+        )
+        .await;
+    assert_eq!(round_trip.status, 200, "{}", round_trip.text);
+    assert_eq!(
+        s.get("/prod/kb/v1/search", &token).await.status,
+        200,
+        "the token survives a round trip"
+    );
     for (body, why) in [
-        (json!({"slug": "kb", "upstream": "http://a"}), "exists"),
         (json!({"slug": "Bad Slug", "upstream": "http://a"}), "slug"),
         (json!({"slug": "x", "upstream": "ftp://a"}), "upstream"),
         (

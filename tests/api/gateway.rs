@@ -786,7 +786,26 @@ async fn upstream_down_is_502_and_slow_is_504(backend: Backend) {
     reply.assert_error(502, "upstream_unavailable");
 }
 
+async fn deleting_the_instance_stops_its_tokens_at_once(backend: Backend) {
+    let w = world(spawn_app(backend).await).await;
+    // Warm the gateway's caches first.
+    assert_eq!(w.call("/prod/search/v1/search", &w.token).await.status, 200);
+    let path = format!("/admin/v1/instances/{}", w.created.id);
+    assert_eq!(w.app.admin("DELETE", &path, None).await.status, 204);
+    let before = w.upstream.hits();
+    w.refused(
+        &w.call("/prod/search/v1/search", &w.token).await,
+        401,
+        "invalid_credentials",
+        before,
+    );
+    w.verify("/search/v1/search", &w.token)
+        .await
+        .assert_error(401, "invalid_credentials");
+}
+
 both_backends!(
+    deleting_the_instance_stops_its_tokens_at_once,
     proxies_method_path_query_and_body,
     credentials_and_forged_identity_never_reach_the_upstream,
     each_check_refuses_in_order_without_reaching_the_upstream,

@@ -245,13 +245,10 @@ pub async fn create(
     let mut product = body.settings.apply(&body.slug, None)?;
     let mut instance = load_instance(&state, &path).await?;
     if instance.products.contains_key(&body.slug) {
-        return Err(ApiError::bad_request(
-            "already_exists",
-            format!(
-                "experience {:?} already exists; PATCH it instead",
-                body.slug
-            ),
-        ));
+        return Err(ApiError::Conflict(format!(
+            "experience {:?} already exists; PATCH it instead",
+            body.slug
+        )));
     }
     let (token, record) = issue_experience_token(&state, &instance.id, &body.slug).await?;
     product.token_id = Some(record.id.clone());

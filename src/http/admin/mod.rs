@@ -28,7 +28,8 @@ pub struct InstanceView {
     id: String,
     name: String,
     api_key: String,
-    products: BTreeMap<String, Product>,
+    /// The experience settings of each product, as PATCH takes them back.
+    products: BTreeMap<String, serde_json::Value>,
     token_ttl_seconds: u64,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -41,12 +42,28 @@ impl InstanceView {
             id: instance.id,
             name: instance.name,
             api_key: instance.api_key,
-            products: instance.products,
+            products: instance
+                .products
+                .iter()
+                .map(|(slug, product)| (slug.clone(), product_settings(product)))
+                .collect(),
             token_ttl_seconds: instance.token_ttl_seconds,
             created_at: rfc3339(instance.created_at),
             secret: None,
         }
     }
+}
+
+/// A product's settings without its internal token link.
+fn product_settings(product: &Product) -> serde_json::Value {
+    serde_json::json!({
+        "upstream": product.upstream,
+        "kind": product.kind,
+        "allowed_origins": product.allowed_origins,
+        "rate_limit_per_minute": product.rate_limit_per_minute,
+        "daily_cap": product.daily_cap,
+        "operations": product.operations,
+    })
 }
 
 /// A secret, domain key or experience token as operators see it: masked, with

@@ -6,8 +6,9 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::http::extract::{ApiKeyHeader, BearerToken};
-use crate::http::AppState;
+use crate::http::access::check_origin;
+use crate::http::extract::{ApiKeyHeader, BearerToken, OriginHeader};
+use crate::http::{cors, AppState};
 use crate::store::Revocation;
 
 #[tracing::instrument(skip_all)]
@@ -15,11 +16,19 @@ pub async fn revoke(
     state: web::Data<AppState>,
     ApiKeyHeader(api_key): ApiKeyHeader,
     BearerToken(token): BearerToken,
+    OriginHeader(origin): OriginHeader,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.now();
     let Ok(claims) = state.tokens.verify(&token, now) else {
         return Ok(HttpResponse::Ok().json(json!({})));
     };
+    let mut response = HttpResponse::Ok();
+    // A browser logging out from the token's own origin may read the answer.
+    if let Some(org) = &claims.org {
+        if check_origin(&claims, origin.as_deref()).is_ok() {
+            cors::allow_origin(&mut response, org);
+        }
+    }
     let instance = state.store.instance_by_api_key(api_key.expose()).await?;
     if instance.is_some_and(|i| i.id == claims.sub) {
         let session_end = claims
@@ -41,5 +50,5 @@ pub async fn revoke(
             .await?;
         tracing::info!(instance = %claims.sub, "token and session revoked by their holder");
     }
-    Ok(HttpResponse::Ok().json(json!({})))
+    Ok(response.json(json!({})))
 }
