@@ -41,3 +41,4 @@ done
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
+./bench/run.sh --smoke

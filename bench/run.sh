@@ -1,0 +1,553 @@
+#!/usr/bin/env bash
+# The load benchmark (README, "Benchmark"): one command, one table.
+#
+#   ./bench/run.sh                 full run: release build, 10 s per scenario
+#   ./bench/run.sh --smoke         CI's short run: debug build, 2 s per scenario,
+#                                  fails unless every scenario answered as expected
+#   ./bench/run.sh --json FILE     also write the table as JSON
+#
+# It builds the broker and the bench examples, then starts, all on loopback
+# and on free ports, in a temporary directory removed at exit:
+#   - its own redis-server (no persistence);
+#   - broker A on that Redis, one worker per core, log level warn, with rate
+#     limiting on: every product allows 1,000,000 requests per minute per
+#     session and IP (the maximum, never reached here) except `limited` (1);
+#   - the baseline (bench/baseline.rs), the same actix-web with the same worker
+#     count answering `200 ok`, whose rate is the machine's limit H;
+#   - a fast product upstream (bench/upstream.rs) for the gateway;
+#   - later, broker B on the same Redis, for propagation and seeding.
+# Each throughput scenario is driven by wrk with the same connections, threads
+# and duration, after a short warm-up of its own. Every process started here
+# is stopped on exit, whatever happens. The full run takes about 4 minutes
+# after the build, and under 10 in any case: every step has a time limit
+# (wrk's duration, the probes' deadlines, `timeout` around each).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LC_ALL=C # decimal points in printf and awk
+
+usage() {
+  echo "usage: $0 [--smoke] [--json FILE]" >&2
+  exit 2
+}
+
+smoke=0
+json_out=""
+while (($#)); do
+  case "$1" in
+    --smoke) smoke=1 ;;
+    --json)
+      [ $# -ge 2 ] || usage
+      json_out="$2"
+      shift
+      ;;
+    -h | --help) usage ;;
+    *) usage ;;
+  esac
+  shift
+done
+
+cores=$(nproc)
+connections=64 # the same for every throughput scenario, and for H
+threads=2
+# Token scenarios spread their load over this many sessions: the products'
+# limit of 1,000,000 requests per minute counts per session (and IP), and
+# a fast verify path on 2 cores could pass it from a single session.
+sessions=16
+if ((smoke)); then
+  profile=debug
+  duration=2           # seconds measured per throughput scenario
+  warmup=1             # seconds of warm-up before each
+  latency_seconds=2
+  trials=20            # revocation propagation trials
+  seed_count=10000     # revoked tokens listed for `memory`
+  count_status=1       # exact status tallies (slower wrk, exact checks)
+else
+  profile=release
+  duration=10
+  warmup=2
+  latency_seconds=15
+  trials=200
+  seed_count=1000000
+  count_status=0
+fi
+
+# ------------------------------------------------------------------ tools
+
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # Keep the packages from starting system services (a system redis-server
+  # would hold port 6379 for nothing).
+  policy=/usr/sbin/policy-rc.d
+  placed_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod +x "$policy"
+    placed_policy=1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+  [ -z "$placed_policy" ] || $sudo rm -f "$policy"
+fi
+
+if ((smoke)); then
+  cargo build --locked --bin keybroker --examples
+else
+  cargo build --locked --release --bin keybroker --examples
+fi
+bin="${CARGO_TARGET_DIR:-target}/$profile"
+probe="$bin/examples/bench-probe"
+started_at=$(date +%s)
+
+# ------------------------------------------------------------------ processes
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/keybroker-bench.XXXXXX")
+pids=()
+
+cleanup() {
+  local status=$? pid
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$tmp"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+  echo "bench: $*" >&2
+  exit 1
+}
+
+# Below the ephemeral range, so that no client connection (wrk opens
+# hundreds) can take the port between the check and the bind.
+# free_port: sets `picked` to a port nothing listens on, not handed out before.
+taken_ports=" "
+picked=""
+free_port() {
+  local port
+  while true; do
+    port=$((10000 + RANDOM % 20000))
+    case "$taken_ports" in *" $port "*) continue ;; esac
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      taken_ports+="$port "
+      picked=$port
+      return
+    fi
+  done
+}
+
+# wait_ready NAME PID URL: until URL answers 200, or fail with NAME's log.
+wait_ready() {
+  local name=$1 pid=$2 url=$3
+  for _ in $(seq 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 20 "$tmp/$name.log" >&2 || true
+      die "$name exited during startup"
+    fi
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)" = 200 ]; then
+      return
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "$tmp/$name.log" >&2 || true
+  die "$name did not become ready at $url"
+}
+
+random_secret() {
+  head -c 48 /dev/urandom | base64 | tr -d '\n/+='
+}
+
+# Generated for this run only; never written outside the temporary directory.
+admin_token=$(random_secret)
+pepper=$(random_secret)
+"$bin/keybroker" generate-key >"$tmp/signing.pem"
+chmod 600 "$tmp/signing.pem"
+
+free_port
+redis_port=$picked
+mkdir "$tmp/redis"
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$tmp/redis" >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  [ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" = PONG ] && break
+  sleep 0.1
+done
+[ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" = PONG ] || die "redis-server did not start"
+
+free_port
+port_a=$picked
+base_a="http://127.0.0.1:$port_a"
+
+# start_broker NAME PORT WORKERS: a broker on the shared Redis. Every broker
+# gets A's public URL: it is the tokens' issuer, which replicas must share.
+start_broker() {
+  local name=$1 port=$2 workers=$3
+  env -u RUST_LOG \
+    KEYBROKER_LISTEN="127.0.0.1:$port" \
+    KEYBROKER_PUBLIC_BASE_URL="$base_a" \
+    KEYBROKER_WORKERS="$workers" \
+    KEYBROKER_REDIS_URL="redis://127.0.0.1:$redis_port/" \
+    KEYBROKER_SIGNING_KEY_FILE="$tmp/signing.pem" \
+    KEYBROKER_ADMIN_TOKEN="$admin_token" \
+    KEYBROKER_PEPPER="$pepper" \
+    KEYBROKER_LOG_LEVEL=warn \
+    "$bin/keybroker" serve >"$tmp/$name.log" 2>&1 &
+  pids+=($!)
+  wait_ready "$name" "$!" "http://127.0.0.1:$port/readyz"
+}
+
+start_broker broker-a "$port_a" "$cores"
+broker_a_pid=${pids[-1]}
+
+free_port
+port_h=$picked
+"$bin/examples/baseline" --workers "$cores" --listen "127.0.0.1:$port_h" >"$tmp/baseline.log" 2>&1 &
+pids+=($!)
+wait_ready baseline "$!" "http://127.0.0.1:$port_h/"
+
+free_port
+port_up=$picked
+"$bin/examples/bench-upstream" --workers 1 --listen "127.0.0.1:$port_up" >"$tmp/upstream.log" 2>&1 &
+pids+=($!)
+wait_ready upstream "$!" "http://127.0.0.1:$port_up/"
+
+# One instance, one product per scenario, so that no scenario's rate-limit
+# counters (per product, session and IP, per minute) carry over into another,
+# and $sessions tokens, each its own session.
+export BENCH_ADMIN_TOKEN="$admin_token"
+timeout 30 "$probe" setup --base "$base_a" --upstream "http://127.0.0.1:$port_up/search" \
+  --product verify=1000000 --product gateway=1000000 --product latency=1000000 \
+  --product propagation=1000000 --product memory=1000000 --product limited=1 \
+  --tokens "$sessions" >"$tmp/setup.env" || die "could not create the benchmark instance"
+instance="" api_key="" secret="" token="" tokens=""
+while IFS='=' read -r name value; do
+  case "$name" in
+    INSTANCE) instance=$value ;;
+    API_KEY) api_key=$value ;;
+    SECRET) secret=$value ;;
+    TOKEN) token=$value ;;
+    TOKENS) tokens=$value ;;
+  esac
+done <"$tmp/setup.env"
+if [ -z "$instance" ] || [ -z "$api_key" ] || [ -z "$secret" ] || [ -z "$token" ] || [ -z "$tokens" ]; then
+  die "setup printed no credentials"
+fi
+
+# ------------------------------------------------------------------ results
+
+# Rows of the table: scenario|req/s|p50 ms|p99 ms|ratio to H|note, and the
+# names of the scenarios that did not answer as expected.
+rows=()
+failed=()
+hello_rps=""
+
+# field FILE NAME: a top-level value of a flat JSON object.
+field() {
+  [ -f "$1" ] || return 0
+  sed -n "s/.*\"$2\":\\(\"[^\"]*\"\\|[^,}]*\\).*/\\1/p" "$1" | head -n 1 | tr -d '"'
+}
+
+ratio() {
+  if [ -n "$hello_rps" ] && [ "$1" != - ]; then
+    awk -v a="$1" -v h="$hello_rps" 'BEGIN { if (h > 0) printf "%.2f", a / h; else print "-" }'
+  else
+    echo -
+  fi
+}
+
+# add_row SCENARIO RPS P50 P99 NOTE
+add_row() {
+  local rps=$2 p50=$3 p99=$4
+  [ "$rps" = - ] || rps=$(printf '%.0f' "$rps")
+  [ "$p50" = - ] || p50=$(printf '%.3f' "$p50")
+  [ "$p99" = - ] || p99=$(printf '%.3f' "$p99")
+  rows+=("$1|$rps|$p50|$p99|$(ratio "$2")|$5")
+}
+
+fail() {
+  echo "bench: $1: $2" >&2
+  failed+=("$1")
+}
+
+# check_status SCENARIO EXPECTED METHOD URL BODY HEADER...: one request with
+# curl first, so that a wrong answer is shown with its body.
+check_status() {
+  local scenario=$1 expected=$2 method=$3 url=$4 body=$5 status
+  shift 5
+  local args=(-s -o "$tmp/$scenario.check" -w '%{http_code}' -X "$method")
+  local h
+  for h in "$@"; do args+=(-H "$h"); done
+  [ -z "$body" ] || args+=(--data-binary "$body")
+  # A limit of one per minute lets the window's first request through.
+  [ "$expected" != 429 ] || curl "${args[@]}" "$url" >/dev/null || true
+  status=$(curl "${args[@]}" "$url" || true)
+  if [ "$status" != "$expected" ]; then
+    fail "$scenario" "expected $expected, got $status: $(head -c 300 "$tmp/$scenario.check")"
+    return 1
+  fi
+}
+
+# run_wrk SCENARIO SECONDS METHOD URL BODY HEADER...: writes $tmp/SCENARIO.json.
+run_wrk() {
+  local scenario=$1 seconds=$2 method=$3 url=$4 body=$5
+  shift 5
+  local headers
+  headers=$(printf '%s\n' "$@")
+  KB_METHOD="$method" KB_BODY="$body" KB_HEADERS="$headers" KB_TOKENS="$rotate" \
+    KB_COUNT_STATUS="$count_status" KB_RESULT="$tmp/$scenario.json" \
+    timeout $((seconds + 30)) wrk -t "$threads" -c "$connections" -d "${seconds}s" \
+    -s bench/wrk/scenario.lua "$url" >"$tmp/$scenario.wrk" 2>&1
+}
+
+# throughput SCENARIO EXPECTED METHOD URL BODY HEADER...: a warm-up, then the
+# measured run; checks that every answer had the expected status.
+throughput() {
+  local scenario=$1 expected=$2 method=$3 url=$4 body=$5
+  shift 5
+  echo "== $scenario" >&2
+  check_status "$scenario" "$expected" "$method" "$url" "$body" "$@" || {
+    add_row "$scenario" - - - "FAILED (see above)"
+    return 0
+  }
+  run_wrk "$scenario.warmup" "$warmup" "$method" "$url" "$body" "$@" ||
+    fail "$scenario" "wrk failed: $(tail -n 3 "$tmp/$scenario.warmup.wrk")"
+  if ! run_wrk "$scenario" "$duration" "$method" "$url" "$body" "$@" || [ ! -s "$tmp/$scenario.json" ]; then
+    fail "$scenario" "wrk failed: $(tail -n 3 "$tmp/$scenario.wrk")"
+    add_row "$scenario" - - - "FAILED (wrk)"
+    return 0
+  fi
+  local r="$tmp/$scenario.json" requests non2xx socket statuses note=""
+  requests=$(field "$r" requests)
+  non2xx=$(field "$r" non2xx)
+  statuses=$(field "$r" statuses)
+  socket=$(($(field "$r" connect_errors) + $(field "$r" read_errors) + $(field "$r" write_errors) + $(field "$r" timeouts)))
+  if [ "$requests" -eq 0 ]; then
+    fail "$scenario" "no request completed"
+  elif [ "$expected" = 429 ]; then
+    # The first request of each minute window passes; everything else must
+    # be refused, and (when tallied) refused with 429.
+    if [ "$((requests - non2xx))" -gt 3 ]; then
+      fail "$scenario" "$((requests - non2xx)) of $requests requests were not refused"
+    fi
+    if [ -n "$statuses" ] && [ "$(tr ' ' '\n' <<<"$statuses" | grep -cv '^\(429\|200\):')" -ne 0 ]; then
+      fail "$scenario" "unexpected statuses: $statuses"
+    fi
+    check_status "$scenario" 429 "$method" "$url" "$body" "$@" || true
+  else
+    if [ "$non2xx" -ne 0 ]; then
+      fail "$scenario" "$non2xx of $requests answers were not 2xx (statuses: ${statuses:-not tallied})"
+    fi
+    if [ -n "$statuses" ] && [ "$statuses" != "$expected:$requests" ]; then
+      fail "$scenario" "expected only $expected, got: $statuses"
+    fi
+  fi
+  if [ "$socket" -ne 0 ]; then
+    fail "$scenario" "$socket socket errors or timeouts"
+    note="$socket socket errors"
+  fi
+  case " ${failed[*]} " in *" $scenario "*) note="FAILED${note:+, $note}" ;; esac
+  # H, the denominator of every ratio, is the first scenario's rate.
+  [ "$scenario" != hello ] || hello_rps=$(field "$r" rps)
+  add_row "$scenario" "$(field "$r" rps)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$note"
+}
+
+# ------------------------------------------------------------------ scenarios
+
+key_header="x-inbenta-key: $api_key"
+bearer="Authorization: Bearer $token"
+# Tokens wrk sends in turn (see bench/wrk/scenario.lua); empty: the request's
+# own headers only.
+rotate=""
+verify_for() { echo "X-Original-URI: /prod/$1/v1/search"; }
+
+# hello: the baseline H, the machine's own limit for actix-web under wrk.
+throughput hello 200 GET "http://127.0.0.1:$port_h/" ""
+
+# auth_secret: POST /v1/auth with the secret: API-key lookup, keyed hash of
+# the secret, constant-time check, a new session and an Ed25519 signature.
+throughput auth_secret 200 POST "$base_a/v1/auth" "{\"secret\":\"$secret\"}" \
+  "$key_header" "Content-Type: application/json"
+
+# refresh: POST /v1/refreshToken with the $sessions tokens in turn. Within
+# the refresh reuse window (10 s by default) the same presented token gets the
+# same successor, so after each token's first request this is the broker's
+# legitimate cached path: token verification, revocation and credential
+# checks, the successor lookup and an Ed25519 signature of the kept
+# successor. It is measured as clients would hit it; a fresh token per request
+# is not possible at this rate (each would need a session from /v1/auth).
+#
+# From here on, requests with a bearer token use the $sessions tokens in turn.
+rotate=$tokens
+throughput refresh 200 POST "$base_a/v1/refreshToken" "" "$key_header" "$bearer"
+
+# verify: GET /v1/verify (forward auth) with valid tokens: every gateway
+# check, revocation lists and the rate limit included, no upstream.
+throughput verify 200 GET "$base_a/v1/verify" "" "$key_header" "$bearer" "$(verify_for verify)"
+verify_rps=$(field "$tmp/verify.json" rps)
+
+# gateway: GET /prod/<product>/v1/search, the same checks, then proxied to
+# the local upstream (which shares the machine's cores).
+throughput gateway 200 GET "$base_a/prod/gateway/v1/search" "" "$key_header" "$bearer"
+
+# rate_limited: the 429 path, the verify request on a product allowing one
+# request per minute, from one session: every check runs, then the limit
+# refuses.
+rotate=""
+throughput rate_limited 429 GET "$base_a/v1/verify" "" "$key_header" "$bearer" "$(verify_for limited)"
+
+# latency: verify at a fixed rate of half of verify's measured maximum, open
+# loop, with latency counted from each request's scheduled send time
+# (coordinated omission corrected): p50, p99, p99.9.
+echo "== latency" >&2
+if [ -n "${verify_rps:-}" ] && [ "${verify_rps%.*}" -gt 1 ]; then
+  rate=$(awk -v v="$verify_rps" 'BEGIN { printf "%d", v / 2 }')
+  if BENCH_TOKENS="$tokens" timeout $((latency_seconds + 60)) "$probe" latency \
+    --url "$base_a/v1/verify" --rotate-tokens \
+    --header "$key_header" --header "$(verify_for latency)" \
+    --rate "$rate" --duration "$latency_seconds" --warmup "$warmup" \
+    --connections "$connections" --expect 200 >"$tmp/latency.json"; then
+    r="$tmp/latency.json"
+    if [ "$(field "$r" ok)" -eq 0 ] || [ "$(field "$r" unexpected)" -ne 0 ] || [ "$(field "$r" failures)" -ne 0 ]; then
+      fail latency "expected only 200: $(cat "$r")"
+    fi
+    note="target $rate req/s, p99.9 $(field "$r" p999_ms) ms, max $(field "$r" max_ms) ms"
+    # The same open-loop load on the baseline: the floor that the machine,
+    # sharing its cores between server and probe, puts under any p99 here.
+    if timeout $((latency_seconds + 60)) "$probe" latency --url "http://127.0.0.1:$port_h/" \
+      --rate "$rate" --duration "$latency_seconds" --warmup "$warmup" \
+      --connections "$connections" --expect 200 >"$tmp/latency-hello.json"; then
+      h="$tmp/latency-hello.json"
+      note+="; H at that rate: p50 $(field "$h" p50_ms), p99 $(field "$h" p99_ms), p99.9 $(field "$h" p999_ms) ms"
+    fi
+    case " ${failed[*]} " in *" latency "*) note="FAILED, $note" ;; esac
+    add_row latency "$(field "$r" achieved_rps)" "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$note"
+  else
+    fail latency "bench-probe latency failed"
+    add_row latency - - - "FAILED (probe)"
+  fi
+else
+  fail latency "no verify rate to derive the fixed rate from"
+  add_row latency - - - "FAILED (no verify rate)"
+fi
+
+# revocation_propagation: a second broker process B on the same Redis. Each
+# trial gets a fresh token from A, checks that B accepts it, revokes it
+# through A's admin API, then polls B back to back: the delay runs from A's
+# revoke response to B's first 401 token_revoked (an upper bound: it
+# includes that last poll's round trip).
+echo "== revocation_propagation" >&2
+free_port
+port_b=$picked
+start_broker broker-b "$port_b" "$cores"
+base_b="http://127.0.0.1:$port_b"
+if BENCH_API_KEY="$api_key" BENCH_SECRET="$secret" timeout 120 "$probe" propagation \
+  --a "$base_a" --b "$base_b" --instance "$instance" --product propagation \
+  --trials "$trials" >"$tmp/propagation.json"; then
+  r="$tmp/propagation.json"
+  if [ "$(field "$r" measured)" -ne "$trials" ] || [ "$(field "$r" failures)" -ne 0 ]; then
+    fail revocation_propagation "$(cat "$r")"
+  fi
+  note="max $(field "$r" max_ms) ms, $(field "$r" measured)/$trials trials, $(field "$r" refused_at_first_poll) refused at the first poll"
+  case " ${failed[*]} " in *" revocation_propagation "*) note="FAILED, $note" ;; esac
+  add_row revocation_propagation - "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$note"
+else
+  fail revocation_propagation "bench-probe propagation failed"
+  add_row revocation_propagation - - - "FAILED (probe)"
+fi
+
+# memory: peak RSS of broker A during a verify run with $seed_count revoked
+# tokens listed. They are revoked through B's admin API (random jti values,
+# as an operator would), so that A learns of them only as a replica does.
+# A's peak-RSS mark is reset (clear_refs) after the seeding, so VmHWM is the
+# peak during the verify run itself, with the lists in place.
+echo "== memory (revoking $seed_count tokens)" >&2
+if timeout 270 "$probe" seed-revocations --api "$base_b" --instance "$instance" \
+  --count "$seed_count" --concurrency "$connections" --max-seconds 240 >"$tmp/seed.json"; then
+  written=$(field "$tmp/seed.json" written)
+  echo "   $written revoked in $(field "$tmp/seed.json" seconds) s" >&2
+  [ "$written" -eq "$seed_count" ] || fail memory "only $written of $seed_count revocations were written: $(cat "$tmp/seed.json")"
+else
+  written=0
+  fail memory "seeding the revocations failed"
+fi
+hwm_note="peak since start"
+if echo 5 >"/proc/$broker_a_pid/clear_refs" 2>/dev/null; then
+  hwm_note="peak during the run"
+fi
+rotate=$tokens
+throughput memory 200 GET "$base_a/v1/verify" "" "$key_header" "$bearer" "$(verify_for memory)"
+hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$broker_a_pid/status")
+rss_mib=$(awk -v k="$hwm_kb" 'BEGIN { printf "%.1f", k / 1024 }')
+redis_mem=$(redis-cli -p "$redis_port" info memory | sed -n 's/^used_memory_human:\(.*\)\r*$/\1/p' | tr -d '\r')
+last=$((${#rows[@]} - 1))
+note=${rows[last]##*|}
+rows[last]="${rows[last]%|*}|VmHWM $rss_mib MiB ($hwm_note), $written revoked, redis $redis_mem${note:+; $note}"
+
+# ------------------------------------------------------------------ report
+
+elapsed=$(($(date +%s) - started_at))
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || commit+="+dirty"
+mode=full
+((smoke)) && mode="smoke ($profile build)"
+
+{
+  echo
+  echo "keybroker benchmark, $mode: $cores cores, wrk $threads threads x $connections connections, ${duration} s per scenario, commit $commit, $elapsed s"
+  echo
+  printf '%-24s %10s %9s %9s %7s  %s\n' scenario req/s "p50 ms" "p99 ms" "x H" note
+  for row in "${rows[@]}"; do
+    IFS='|' read -r s rps p50 p99 ratio note <<<"$row"
+    printf '%-24s %10s %9s %9s %7s  %s\n' "$s" "$rps" "$p50" "$p99" "$ratio" "$note"
+  done
+}
+
+if [ -n "$json_out" ]; then
+  {
+    printf '{"mode":"%s","cores":%s,"connections":%s,"threads":%s,"duration_s":%s,"commit":"%s","elapsed_s":%s,"scenarios":[' \
+      "${mode%% *}" "$cores" "$connections" "$threads" "$duration" "$commit" "$elapsed"
+    sep=""
+    num() { if [ "$1" = - ]; then echo null; else echo "$1"; fi; }
+    for row in "${rows[@]}"; do
+      IFS='|' read -r s rps p50 p99 ratio note <<<"$row"
+      printf '%s{"scenario":"%s","rps":%s,"p50_ms":%s,"p99_ms":%s,"ratio_to_h":%s,"note":"%s"}' \
+        "$sep" "$s" "$(num "$rps")" "$(num "$p50")" "$(num "$p99")" "$(num "$ratio")" "${note//\"/}"
+      sep=","
+    done
+    printf '],"extra":{"latency":%s,"latency_hello":%s,"revocation_propagation":%s,"seed":%s},"failed":[' \
+      "$(cat "$tmp/latency.json" 2>/dev/null || echo null)" \
+      "$(cat "$tmp/latency-hello.json" 2>/dev/null || echo null)" \
+      "$(cat "$tmp/propagation.json" 2>/dev/null || echo null)" \
+      "$(cat "$tmp/seed.json" 2>/dev/null || echo null)"
+    sep=""
+    for s in "${failed[@]}"; do
+      printf '%s"%s"' "$sep" "$s"
+      sep=","
+    done
+    printf ']}\n'
+  } >"$json_out"
+  echo "JSON written to $json_out"
+fi
+
+if ((${#failed[@]})); then
+  echo "bench: FAILED: $(printf '%s\n' "${failed[@]}" | sort -u | tr '\n' ' ')" >&2
+  exit 1
+fi
