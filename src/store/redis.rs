@@ -29,7 +29,9 @@
 //! go through a script that refuses to recreate a deleted credential's hash.
 //! Every other key carries a TTL.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -157,9 +159,17 @@ end
 return out
 "#;
 
+/// Each thread talks to Redis over its own multiplexed connection, whose
+/// driver task runs on that thread's runtime. One shared connection would put
+/// every command of every actix worker through a hop to the thread that
+/// created it and back: measured, that cross-thread wake-up cost more CPU than
+/// the rest of a gateway request.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    /// Tells apart stores of one process (tests run many) in the thread-local map.
+    id: u64,
     prefix: String,
     update_field: Script,
     revoke_at: Script,
@@ -200,21 +210,17 @@ fn from_millis(raw: &str) -> Result<DateTime<Utc>, StoreError> {
 impl RedisStore {
     /// Connects and checks that Redis answers; fails fast when it does not.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = tokio::time::timeout(
-            timeout * 2,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))?
-        .map_err(unavailable)?;
         let store = RedisStore {
-            conn,
+            client,
+            config,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefix: prefix.to_owned(),
             update_field: Script::new(UPDATE_FIELD),
             revoke_at: Script::new(REVOKE_AT),
@@ -224,13 +230,28 @@ impl RedisStore {
             update_instance: Script::new(UPDATE_INSTANCE),
             gateway_check: Script::new(GATEWAY_CHECK),
         };
-        store.ping().await?;
+        tokio::time::timeout(timeout * 2, store.ping())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out connecting to Redis".into()))??;
         Ok(store)
     }
 
-    /// The connection, for other Redis-backed services sharing it.
-    pub fn connection(&self) -> ConnectionManager {
-        self.conn.clone()
+    /// This thread's connection, made on first use (it then reconnects by
+    /// itself when Redis comes back).
+    fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        thread_local! {
+            static CONNECTIONS: RefCell<HashMap<u64, ConnectionManager>> = RefCell::new(HashMap::new());
+        }
+        CONNECTIONS.with(|connections| {
+            let mut connections = connections.borrow_mut();
+            if let Some(conn) = connections.get(&self.id) {
+                return Ok(conn.clone());
+            }
+            let conn = ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())?;
+            connections.insert(self.id, conn.clone());
+            Ok(conn)
+        })
+        .map_err(unavailable)
     }
 
     pub fn prefix(&self) -> &str {
@@ -352,7 +373,7 @@ impl RedisStore {
         value: String,
         mode: &str,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let existed: i64 = self
             .update_field
             .key(self.cred_key(instance_id, id))
@@ -372,7 +393,7 @@ impl RedisStore {
 #[async_trait]
 impl Store for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let _: String = redis::cmd("PING")
             .query_async(&mut conn)
             .await
@@ -401,19 +422,19 @@ impl Store for RedisStore {
             )
             .ignore();
         self.add_credential_to(&mut pipe, first_secret)?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
     async fn get_instance(&self, id: &str) -> Result<Option<Instance>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let raw: Option<String> = conn.get(self.instance_key(id)).await.map_err(unavailable)?;
         raw.map(|json| serde_json::from_str(&json).map_err(corrupt))
             .transpose()
     }
 
     async fn instance_with_epoch(&self, id: &str) -> Result<Option<(Instance, u64)>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let (raw, epoch): (Option<String>, Option<u64>) = redis::cmd("MGET")
             .arg(self.instance_key(id))
             .arg(self.epoch_key(id))
@@ -430,14 +451,14 @@ impl Store for RedisStore {
     }
 
     async fn instance_id_by_api_key(&self, api_key: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         conn.get(self.api_key_key(api_key))
             .await
             .map_err(unavailable)
     }
 
     async fn instance_by_api_key(&self, api_key: &str) -> Result<Option<Instance>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let id: Option<String> = conn
             .get(self.api_key_key(api_key))
             .await
@@ -449,7 +470,7 @@ impl Store for RedisStore {
     }
 
     async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let ids: Vec<String> = conn
             .zrange(self.instances_key(), 0, -1)
             .await
@@ -471,7 +492,7 @@ impl Store for RedisStore {
 
     async fn update_instance(&self, instance: &Instance) -> Result<bool, StoreError> {
         let json = serde_json::to_string(instance).map_err(corrupt)?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let done: i64 = self
             .update_instance
             .key(self.instance_key(&instance.id))
@@ -487,7 +508,7 @@ impl Store for RedisStore {
         let Some(instance) = self.get_instance(id).await? else {
             return Ok(false);
         };
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let cred_ids: Vec<String> = conn
             .zrange(self.creds_key(id), 0, -1)
             .await
@@ -524,7 +545,7 @@ impl Store for RedisStore {
         let mut pipe = redis::pipe();
         pipe.atomic();
         self.add_credential_to(&mut pipe, credential)?;
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
     }
 
@@ -533,7 +554,7 @@ impl Store for RedisStore {
         instance_id: &str,
         id: &str,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let fields: HashMap<String, String> = conn
             .hgetall(self.cred_key(instance_id, id))
             .await
@@ -546,7 +567,7 @@ impl Store for RedisStore {
         instance_id: &str,
         kind: CredentialKind,
     ) -> Result<Vec<CredentialRecord>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let ids: Vec<String> = conn
             .zrange(self.creds_key(instance_id), 0, -1)
             .await
@@ -575,7 +596,7 @@ impl Store for RedisStore {
         &self,
         hash: &CredentialHash,
     ) -> Result<Option<CredentialRecord>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let location: Option<String> = conn.get(self.hash_key(hash)).await.map_err(unavailable)?;
         let Some(location) = location else {
             return Ok(None);
@@ -635,7 +656,7 @@ impl Store for RedisStore {
         id: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let _: i64 = self
             .update_field
             .key(self.cred_key(instance_id, id))
@@ -656,7 +677,7 @@ impl Store for RedisStore {
     ) -> Result<(), StoreError> {
         let key = self.revocation_key(instance_id, &revocation);
         let ttl = ttl_seconds.max(1);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let (value, mode) = match revocation {
             Revocation::Token { .. } | Revocation::Session { .. } => (1, "max"),
             Revocation::Credential { before, .. } => (before, "min"),
@@ -693,7 +714,7 @@ impl Store for RedisStore {
             ),
             self.revocation_key(instance_id, &Revocation::Instance { before: 0 }),
         ];
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let values: Vec<Option<i64>> = redis::cmd("MGET")
             .arg(&keys)
             .query_async(&mut conn)
@@ -715,7 +736,7 @@ impl Store for RedisStore {
         record: &str,
         ttl_seconds: i64,
     ) -> Result<String, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         // NX + GET: atomically store ours unless another refresh won the race.
         let previous: Option<String> = redis::cmd("SET")
             .arg(self.successor_key(instance_id, jti))
@@ -731,7 +752,7 @@ impl Store for RedisStore {
     }
 
     async fn successor(&self, instance_id: &str, jti: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         conn.get(self.successor_key(instance_id, jti))
             .await
             .map_err(unavailable)
@@ -748,7 +769,7 @@ impl Store for RedisStore {
                 .arg(window.limit)
                 .arg(window.ttl_ms.max(1));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         invocation
             .invoke_async(&mut conn)
             .await
@@ -763,7 +784,7 @@ impl Store for RedisStore {
             .iter()
             .map(|s| self.counter_key(scope, s))
             .collect();
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let values: Vec<Option<u64>> = redis::cmd("MGET")
             .arg(&keys)
             .query_async(&mut conn)
@@ -789,7 +810,7 @@ impl Store for RedisStore {
                 .arg(format!("{credential}|{counter}"))
                 .arg(*amount);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let _: i64 = invocation
             .invoke_async(&mut conn)
             .await
@@ -798,7 +819,7 @@ impl Store for RedisStore {
     }
 
     async fn usage(&self, instance_id: &str) -> Result<Usage, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let fields: HashMap<String, i64> = conn
             .hgetall(self.usage_key(instance_id))
             .await
@@ -821,7 +842,7 @@ impl Store for RedisStore {
         entry: &str,
         keep: usize,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let _: i64 = self
             .append_audit
             .key(self.audit_key(instance_id))
@@ -844,7 +865,7 @@ impl Store for RedisStore {
             return Ok((Vec::new(), 0));
         }
         let key = self.audit_key(instance_id);
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let (entries, total): (Vec<String>, usize) = redis::pipe()
             .lrange(&key, offset as isize, (offset + limit - 1) as isize)
             .llen(&key)
@@ -887,7 +908,7 @@ impl Store for RedisStore {
                 .arg(window.limit)
                 .arg(window.ttl_ms.max(1));
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.conn()?;
         let out: Vec<i64> = invocation
             .invoke_async(&mut conn)
             .await
