@@ -7,6 +7,11 @@ use keybroker::config::Settings;
 use keybroker::startup::Application;
 use keybroker::{demo, telemetry, tokens};
 
+/// The request path allocates many small, short-lived objects; mimalloc
+/// serves them with less contention and fewer instructions than glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "keybroker", version, about = "Auth broker for API products")]
 struct Cli {
