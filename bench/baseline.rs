@@ -41,6 +41,8 @@ async fn main() -> std::io::Result<()> {
         App::new().default_service(web::to(|| async { HttpResponse::Ok().body("ok") }))
     })
     .workers(workers)
+    // As the broker does (src/startup.rs), so that H is measured alike.
+    .tcp_nodelay(true)
     .bind(&listen)?
     .run()
     .await

@@ -91,6 +91,8 @@ impl Application {
                 .default_service(web::to(http::route_not_found))
         })
         .workers(workers)
+        // Small request/response exchanges: never let Nagle hold a response.
+        .tcp_nodelay(true)
         .shutdown_timeout(10)
         .listen(listener)
         .map_err(|source| StartupError::Bind {

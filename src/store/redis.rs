@@ -37,7 +37,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::io::tcp::TcpSettings;
+use redis::{AsyncCommands, IntoConnectionInfo, Script};
 
 use super::{
     Caller, GatewayCheck, GatewayState, Revocation, Revocations, Store, StoreError, Usage, Window,
@@ -211,7 +212,13 @@ impl RedisStore {
     /// Connects and checks that Redis answers; fails fast when it does not.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        let client = redis::Client::open(url).map_err(unavailable)?;
+        // Commands are small and latency-bound: Nagle's algorithm would hold
+        // them back waiting for ACKs (tens of milliseconds at moderate load).
+        let info = url
+            .into_connection_info()
+            .map_err(unavailable)?
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
