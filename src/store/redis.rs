@@ -249,16 +249,20 @@ impl RedisStore {
         thread_local! {
             static CONNECTIONS: RefCell<HashMap<u64, ConnectionManager>> = RefCell::new(HashMap::new());
         }
-        CONNECTIONS.with(|connections| {
-            let mut connections = connections.borrow_mut();
-            if let Some(conn) = connections.get(&self.id) {
-                return Ok(conn.clone());
-            }
-            let conn = ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())?;
-            connections.insert(self.id, conn.clone());
-            Ok(conn)
-        })
-        .map_err(unavailable)
+        CONNECTIONS
+            .with(|connections| {
+                let mut connections = connections.borrow_mut();
+                if let Some(conn) = connections.get(&self.id) {
+                    return Ok(conn.clone());
+                }
+                let conn = ConnectionManager::new_lazy_with_config(
+                    self.client.clone(),
+                    self.config.clone(),
+                )?;
+                connections.insert(self.id, conn.clone());
+                Ok(conn)
+            })
+            .map_err(unavailable)
     }
 
     pub fn prefix(&self) -> &str {
