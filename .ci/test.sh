@@ -40,5 +40,10 @@ done
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+cargo test --all-targets --locked 2>&1 | tee "$test_log"
 ./bench/run.sh --smoke
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;/) p += $(i - 1); if ($i ~ /^failed;/) f += $(i - 1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"
