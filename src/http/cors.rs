@@ -6,8 +6,10 @@
 //! (for `/v1/*`, and for `/prod/{slug}/*` of their instance's products) and the
 //! `allowed_origins` of experiences (`/prod/{slug}/*`; an empty list allows
 //! every origin). The real request is then checked against its own credential,
-//! and only a success carries `Access-Control-Allow-Origin`. The preflight is a
-//! courtesy to browsers, never the security boundary.
+//! and its success carries `Access-Control-Allow-Origin` only for the origins
+//! that credential allows; errors carry it for any origin the preflight allows,
+//! so that a page can read why it was refused. The preflight is a courtesy to
+//! browsers, never the security boundary.
 //!
 //! The index is rebuilt from the store at most every [`INDEX_TTL`]; an admin
 //! change made through this process invalidates it at once, one made through
@@ -139,7 +141,7 @@ pub fn allow_origin(response: &mut HttpResponseBuilder, origin: &str) {
 }
 
 /// The same on a finished response (for errors after the origin was allowed).
-pub fn allow_origin_on(response: &mut HttpResponse, origin: &str) {
+pub fn allow_origin_on<B>(response: &mut HttpResponse<B>, origin: &str) {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(origin) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
@@ -165,13 +167,50 @@ pub async fn preflight(
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if !is_preflight {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let mut response = next.call(req).await?;
+        readable_error(state, &mut response).await;
+        return Ok(response.map_into_left_body());
     }
     let response = answer(&req).await;
     Ok(req.into_response(response).map_into_right_body())
+}
+
+/// A refusal decided before the credential's own origin check (an expired
+/// token, say) would reach the page as an opaque CORS failure, and the page
+/// could not tell that it should refresh. Error responses on `/v1/*` and
+/// `/prod/*` therefore carry `Access-Control-Allow-Origin` for an origin the
+/// preflight would have allowed on that path. Error bodies carry nothing an
+/// origin could not already learn from the status code.
+async fn readable_error<B>(state: Option<web::Data<AppState>>, response: &mut ServiceResponse<B>) {
+    let (Some(state), true) = (state, response.status().as_u16() >= 400) else {
+        return;
+    };
+    let request = response.request();
+    let path = request.path();
+    if !(path.starts_with("/v1/") || path.starts_with("/prod/"))
+        || response
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+    {
+        return;
+    }
+    let Some(origin) = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<Origin>().ok())
+    else {
+        return;
+    };
+    let allowed = match state.cors.snapshot(state.store.as_ref()).await {
+        Ok(snapshot) => snapshot.allows(path, &origin),
+        Err(_) => false,
+    };
+    if allowed {
+        let origin = origin.to_string();
+        allow_origin_on(response.response_mut(), &origin);
+    }
 }
 
 async fn answer(req: &ServiceRequest) -> HttpResponse {

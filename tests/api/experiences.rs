@@ -385,6 +385,28 @@ async fn allowed_origins_and_cors(backend: Backend) {
     bad.assert_error(403, "origin_not_allowed");
     assert!(bad.header("access-control-allow-origin").is_none());
     assert_eq!(s.upstream.hits(), before);
+    // A refusal is readable by an origin the preflight allows (so that a page
+    // can see 401 and act on it), and not by one it refuses.
+    let unknown = keybroker::domain::credential::ExperienceToken::generate();
+    let refused = |origin: &'static str| {
+        let request = s
+            .app
+            .client
+            .get(s.app.url("/prod/search/v1/search"))
+            .insert_header(("x-access-token", unknown.expose()))
+            .insert_header(("origin", origin));
+        s.app.send(request, None)
+    };
+    let readable = refused("https://shop.example.com").await;
+    readable.assert_error(401, "invalid_token");
+    assert_eq!(
+        readable.header("access-control-allow-origin"),
+        Some("https://shop.example.com")
+    );
+    let opaque = refused("https://evil.example").await;
+    opaque.assert_error(401, "invalid_token");
+    assert!(opaque.header("access-control-allow-origin").is_none());
+
     // No Origin: server to server, not subject to CORS.
     let server = s.get("/prod/search/v1/search", &token).await;
     assert_eq!(server.status, 200);
