@@ -1,5 +1,4 @@
-//! The access-token check, in the order SPEC §4 gives, shared by the gateway,
-//! forward-auth, `/v1/refreshToken` and `/v1/apis`:
+//! The access-token checks, in the order SPEC §4 gives:
 //!
 //! token present and well-formed → signature and claims (pinned algorithm,
 //! issuer, audience, `exp`/`nbf` with leeway) → the API key's instance is the
@@ -7,8 +6,12 @@
 //! for the token's kind and the experience's allowed origins → revocation
 //! lists. (The gateway then applies the rate limits.)
 //!
-//! The first failure answers. The revocation lists are read last because they
-//! cost a store round trip, and a store failure there is a 503: the broker fails
+//! [`authorize`] runs them, reading the store directly, for the routes that
+//! are not about one product (`/v1/refreshToken`, `/v1/apis`). The gateway and
+//! forward-auth run the same checks on its fast path (`gateway/mod.rs`), with
+//! the product ones in between.
+//!
+//! The first failure answers. A store failure is a 503: the broker fails
 //! closed, it never lets a token through unchecked.
 
 use actix_web::dev::Payload;
@@ -31,14 +34,12 @@ pub struct Presented {
     pub token: Option<String>,
     pub api_key: Option<String>,
     pub origin: Option<String>,
-    /// `None` when the route is not about one product (refresh, apis).
-    pub product: Option<String>,
     /// The operation asked of the product (gateway routes only).
     pub operation: Option<String>,
 }
 
 impl Presented {
-    pub fn from_request(req: &HttpRequest, product: Option<String>) -> Self {
+    pub fn from_request(req: &HttpRequest) -> Self {
         let text = |name: &str| {
             req.headers()
                 .get(name)
@@ -48,7 +49,6 @@ impl Presented {
             token: bearer(req).map(str::to_owned),
             api_key: text("x-inbenta-key"),
             origin: text(header::ORIGIN.as_str()),
-            product,
             operation: None,
         }
     }
@@ -86,13 +86,7 @@ pub async fn authorize(state: &AppState, presented: Presented) -> Result<Access,
     if claims.sub != instance.id {
         return Err(ApiError::InstanceMismatch);
     }
-    if let Some(slug) = &presented.product {
-        check_product(&instance, slug, presented.operation.as_deref())?;
-    }
     check_origin(&claims, presented.origin.as_deref())?;
-    if let Some(slug) = &presented.product {
-        check_allowed_origins(&instance, slug, presented.origin.as_deref())?;
-    }
     check_revocations(state, &claims).await?;
     Ok(Access { instance, claims })
 }
@@ -189,7 +183,7 @@ impl FromRequest for AccessToken {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
-        let presented = Presented::from_request(req, None);
+        let presented = Presented::from_request(req);
         Box::pin(async move {
             let state = state?;
             authorize(&state, presented).await.map(AccessToken)

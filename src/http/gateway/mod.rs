@@ -220,7 +220,7 @@ impl FromRequest for ProductAccess {
             Some((p, rest)) => (Some(p), Some(operation_of(&rest).to_owned())),
             None => (None, None),
         };
-        let mut presented = Presented::from_request(req, product.clone());
+        let mut presented = Presented::from_request(req);
         presented.operation = operation;
         let facts = Facts {
             experience_token: experience_token(req, &presented),
