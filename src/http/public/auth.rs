@@ -90,7 +90,21 @@ pub async fn auth(
     let presented = request.credential()?;
     let now = state.now();
     let (counters, left_ms) = failure_counters(ip, &api_key, now);
-    let failures = state.store.peek(None, &counters).await?;
+    // The failure counters are read alongside the exchange (one round trip
+    // less); the exchange writes nothing, and its result is dropped unseen
+    // when the limit is reached.
+    let mut identified = None;
+    let (failures, result) = tokio::join!(
+        state.store.peek(None, &counters),
+        exchange(
+            &state,
+            &api_key,
+            origin.as_deref(),
+            presented,
+            &mut identified,
+        ),
+    );
+    let failures = failures?;
     if failures.first().copied().unwrap_or(0) >= state.auth_failures_per_ip_per_minute
         || failures.get(1).copied().unwrap_or(0) >= state.auth_failures_per_key_per_minute
     {
@@ -99,16 +113,6 @@ pub async fn auth(
             retry_after: u64::try_from((left_ms + 999) / 1000).unwrap_or(1),
         });
     }
-
-    let mut identified = None;
-    let result = exchange(
-        &state,
-        &api_key,
-        origin.as_deref(),
-        presented,
-        &mut identified,
-    )
-    .await;
     let now_s = now.timestamp();
     match &result {
         Ok(_) => {
