@@ -30,12 +30,6 @@ pub struct Origin {
     port: Option<u16>,
 }
 
-impl Origin {
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-}
-
 fn is_loopback_name(host: &str) -> bool {
     host == "localhost" || host == "127.0.0.1"
 }

@@ -61,12 +61,6 @@ pub struct Access {
     pub claims: Claims,
 }
 
-impl Access {
-    pub fn subject_kind(&self) -> &'static str {
-        self.claims.kind.as_str()
-    }
-}
-
 pub async fn authorize(state: &AppState, presented: Presented) -> Result<Access, ApiError> {
     let now = state.now();
     let token = presented.token.ok_or(ApiError::MissingToken)?;

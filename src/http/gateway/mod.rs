@@ -89,14 +89,6 @@ impl ProductAccess {
         }
     }
 
-    /// The stored credential behind the call, for usage counters.
-    pub fn credential_id(&self) -> &str {
-        match &self.subject {
-            Subject::Token(claims) => &claims.cred,
-            Subject::Experience(record) => &record.id,
-        }
-    }
-
     /// The identity headers and their values.
     pub fn identity(&self) -> [(&'static str, String); 3] {
         [
