@@ -18,21 +18,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   fi
 fi
 if ((${#need[@]})); then
-  echo "installing: ${need[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  # The tests start their own servers on free ports; keep the packages from
-  # starting system services (which may collide with ports in use).
-  policy=/usr/sbin/policy-rc.d
-  placed_policy=""
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
-    $sudo chmod +x "$policy"
-    placed_policy=1
-  fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
-  [ -z "$placed_policy" ] || $sudo rm -f "$policy"
+  ./.ci/install-packages.sh "${need[@]}"
 fi
 for component in rustfmt clippy; do
   cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 || rustup component add "$component"

@@ -78,21 +78,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 if ((${#need[@]})); then
-  echo "installing: ${need[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  # Keep the packages from starting system services (a system redis-server
-  # would hold port 6379 for nothing).
-  policy=/usr/sbin/policy-rc.d
-  placed_policy=""
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
-    $sudo chmod +x "$policy"
-    placed_policy=1
-  fi
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
-  [ -z "$placed_policy" ] || $sudo rm -f "$policy"
+  ./.ci/install-packages.sh "${need[@]}"
 fi
 
 if ((smoke)); then
