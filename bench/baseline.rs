@@ -11,39 +11,23 @@
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-fn usage() -> ! {
-    eprintln!("usage: baseline [--workers N] [--listen ADDR]");
-    std::process::exit(2);
-}
+#[path = "server_args.rs"]
+mod server_args;
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let mut workers = std::env::var("BENCH_WORKERS").ok();
-    let mut listen = std::env::var("BENCH_LISTEN").ok();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--workers" => workers = Some(args.next().unwrap_or_else(|| usage())),
-            "--listen" => listen = Some(args.next().unwrap_or_else(|| usage())),
-            _ => usage(),
-        }
-    }
-    let workers = match workers {
-        Some(n) => n
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| usage()),
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    let listen = listen.unwrap_or_else(|| "127.0.0.1:8081".to_owned());
+    let args = server_args::parse(
+        "baseline",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "127.0.0.1:8081",
+    );
     HttpServer::new(|| {
         App::new().default_service(web::to(|| async { HttpResponse::Ok().body("ok") }))
     })
-    .workers(workers)
+    .workers(args.workers)
     // As the broker does (src/startup.rs), so that H is measured alike.
     .tcp_nodelay(true)
-    .bind(&listen)?
+    .bind(&args.listen)?
     .run()
     .await
 }

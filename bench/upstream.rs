@@ -7,34 +7,14 @@
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 
-const BODY: &str = r#"{"results":[{"id":1,"title":"hello"}],"total":1}"#;
+#[path = "server_args.rs"]
+mod server_args;
 
-fn usage() -> ! {
-    eprintln!("usage: bench-upstream [--workers N] [--listen ADDR]");
-    std::process::exit(2);
-}
+const BODY: &str = r#"{"results":[{"id":1,"title":"hello"}],"total":1}"#;
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
-    let mut workers = std::env::var("BENCH_WORKERS").ok();
-    let mut listen = std::env::var("BENCH_LISTEN").ok();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--workers" => workers = Some(args.next().unwrap_or_else(|| usage())),
-            "--listen" => listen = Some(args.next().unwrap_or_else(|| usage())),
-            _ => usage(),
-        }
-    }
-    let workers = match workers {
-        Some(n) => n
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n > 0)
-            .unwrap_or_else(|| usage()),
-        None => 1,
-    };
-    let listen = listen.unwrap_or_else(|| "127.0.0.1:8082".to_owned());
+    let args = server_args::parse("bench-upstream", 1, "127.0.0.1:8082");
     HttpServer::new(|| {
         App::new().default_service(web::to(|| async {
             HttpResponse::Ok()
@@ -42,8 +22,8 @@ async fn main() -> std::io::Result<()> {
                 .body(BODY)
         }))
     })
-    .workers(workers)
-    .bind(&listen)?
+    .workers(args.workers)
+    .bind(&args.listen)?
     .run()
     .await
 }
