@@ -80,6 +80,19 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[Cidr]) ->
     client
 }
 
+/// The block a client is counted by in rate and brute-force limits: its IPv4
+/// address, or its IPv6 /64. One IPv6 subscriber usually holds a whole /64,
+/// so counting single IPv6 addresses would give one client 2^64 budgets.
+pub fn limit_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +110,21 @@ mod tests {
         assert!(one.contains(ip("::1")) && !one.contains(ip("::2")));
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("0.0.0.0/0".parse::<Cidr>().unwrap().contains(ip("8.8.8.8")));
+    }
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        assert_eq!(limit_key(ip("203.0.113.9")), "203.0.113.9");
+        assert_eq!(limit_key(ip("::ffff:203.0.113.9")), "203.0.113.9");
+        assert_eq!(limit_key(ip("2001:db8:1:2::1")), "2001:db8:1:2::/64");
+        assert_eq!(
+            limit_key(ip("2001:db8:1:2:ffff::9")),
+            limit_key(ip("2001:db8:1:2::1"))
+        );
+        assert_ne!(
+            limit_key(ip("2001:db8:1:3::1")),
+            limit_key(ip("2001:db8:1:2::1"))
+        );
     }
 
     #[test]

@@ -892,3 +892,33 @@ async fn experience_calls_carry_bodies() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(s.upstream.last().body, br#"{"message":"hello"}"#);
 }
+
+/// IPv6 clients are counted by their /64: rotating addresses inside one
+/// subscriber's block buys no new budget.
+#[actix_web::test]
+async fn ipv6_clients_share_their_64() {
+    let app = spawn_app_with(Backend::Memory, |c| {
+        c.http.trusted_proxies = vec!["127.0.0.1".into()]
+    })
+    .await;
+    let s = setup(app).await;
+    let (_, token) = s
+        .experience(json!({"slug": "search", "kind": "search", "rate_limit_per_minute": 2}))
+        .await;
+    start_of_a_minute(&s.app);
+    let from = |ip: &'static str| {
+        let request = s
+            .app
+            .client
+            .get(s.app.url("/prod/search/v1/search"))
+            .insert_header(("x-access-token", token.as_str()))
+            .insert_header(("x-forwarded-for", ip));
+        s.app.send(request, None)
+    };
+    assert_eq!(from("2001:db8:1:2::1").await.status, 200);
+    assert_eq!(from("2001:db8:1:2::2").await.status, 200);
+    from("2001:db8:1:2:ffff::3")
+        .await
+        .assert_error(429, "rate_limited");
+    assert_eq!(from("2001:db8:1:3::1").await.status, 200, "another /64");
+}

@@ -35,6 +35,7 @@ use super::AppState;
 use crate::domain::credential::{ApiKey, CredentialKind, ExperienceToken};
 use crate::domain::experience::operation_of;
 use crate::domain::instance::{CredentialRecord, Instance, Product};
+use crate::domain::network::limit_key;
 use crate::error::ApiError;
 use crate::store::{Caller, GatewayCheck, Window};
 use crate::tokens::{Claims, TokenError};
@@ -493,7 +494,7 @@ fn windows_for(
     let now_ms = now.timestamp_millis();
     let minute = now_ms.div_euclid(MINUTE_MS);
     let mut windows = vec![Window {
-        suffix: format!("m:{slug}:{subject}:{ip}:{minute}"),
+        suffix: format!("m:{slug}:{subject}:{}:{minute}", limit_key(ip)),
         limit: u64::from(product.rate_limit_per_minute),
         ttl_ms: (minute + 1) * MINUTE_MS - now_ms,
     }];

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::{lookup, token_response};
 use crate::domain::credential::{ApiKey, CredentialKind, DomainKey, Secret};
 use crate::domain::instance::CredentialStatus;
+use crate::domain::network::limit_key;
 use crate::domain::origin::{self, Origin};
 use crate::error::ApiError;
 use crate::http::audit::AuditEntry;
@@ -72,7 +73,7 @@ fn failure_counters(ip: IpAddr, api_key: &ApiKey, now: DateTime<Utc>) -> ([Strin
     let left_ms = (minute + 1) * 60_000 - now_ms;
     (
         [
-            format!("authfail:ip:{ip}:{minute}"),
+            format!("authfail:ip:{}:{minute}", limit_key(ip)),
             format!("authfail:key:{}:{minute}", api_key.expose()),
         ],
         left_ms,
