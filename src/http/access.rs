@@ -16,12 +16,11 @@
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
-use super::extract::bearer;
+use super::extract::{app_state, bearer, parse_api_key};
 use super::AppState;
-use crate::domain::credential::ApiKey;
 use crate::domain::instance::{Instance, Product};
 use crate::domain::origin::{Origin, OriginPattern};
 use crate::error::ApiError;
@@ -66,12 +65,7 @@ pub async fn authorize(state: &AppState, presented: Presented) -> Result<Access,
     let token = presented.token.ok_or(ApiError::MissingToken)?;
     let claims = state.tokens.verify(&token, now)?;
 
-    let api_key: ApiKey = presented
-        .api_key
-        .ok_or(ApiError::MissingApiKey)?
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::InvalidCredentials)?;
+    let api_key = parse_api_key(presented.api_key.as_deref())?;
     let instance = state
         .store
         .instance_by_api_key(api_key.expose())
@@ -158,12 +152,6 @@ pub async fn check_revocations(state: &AppState, claims: &Claims) -> Result<(), 
         return Err(ApiError::TokenRevoked);
     }
     Ok(())
-}
-
-fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
-    req.app_data::<web::Data<AppState>>()
-        .cloned()
-        .ok_or_else(|| ApiError::internal(std::io::Error::other("application state is missing")))
 }
 
 /// An access token valid for the instance of `x-inbenta-key`, from an allowed

@@ -13,9 +13,20 @@ use super::AppState;
 use crate::domain::credential::ApiKey;
 use crate::error::ApiError;
 
-fn state(req: &HttpRequest) -> Result<&web::Data<AppState>, ApiError> {
+/// The application state of a request (always there once `startup` built it).
+pub fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
+        .cloned()
         .ok_or_else(|| ApiError::internal(std::io::Error::other("application state is missing")))
+}
+
+/// The `x-inbenta-key` value, parsed: missing is `missing_api_key`; malformed
+/// is refused like an unknown key, before any store lookup.
+pub fn parse_api_key(raw: Option<&str>) -> Result<ApiKey, ApiError> {
+    raw.ok_or(ApiError::MissingApiKey)?
+        .trim()
+        .parse()
+        .map_err(|_| ApiError::InvalidCredentials)
 }
 
 /// The `x-inbenta-key` header, parsed. A malformed key is refused like an
@@ -28,16 +39,10 @@ impl FromRequest for ApiKeyHeader {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let result = match req.headers().get("x-inbenta-key") {
-            None => Err(ApiError::MissingApiKey),
-            Some(value) => value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<ApiKey>().ok())
-                .map(ApiKeyHeader)
-                .ok_or(ApiError::InvalidCredentials),
-        };
-        ready(result)
+        let header = req.headers().get("x-inbenta-key");
+        // A header that is not text cannot be a key: refused like a malformed one.
+        let raw = header.map(|v| v.to_str().unwrap_or(""));
+        ready(parse_api_key(raw).map(ApiKeyHeader))
     }
 }
 
@@ -91,7 +96,7 @@ impl FromRequest for ClientIp {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(state(req).map(|s| ClientIp(client_ip(req, s))))
+        ready(app_state(req).map(|s| ClientIp(client_ip(req, &s))))
     }
 }
 
@@ -124,7 +129,7 @@ impl FromRequest for AdminAuth {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let result = (|| {
-            let state = state(req)?;
+            let state = app_state(req)?;
             let token = bearer(req).ok_or(ApiError::AdminAuthRequired)?;
             if state.admin.verify(token) {
                 return Ok(AdminAuth);
@@ -163,7 +168,7 @@ fn read_body<T: DeserializeOwned + 'static>(
     payload: &mut Payload,
     accept: Accept,
 ) -> LocalBoxFuture<'static, Result<T, ApiError>> {
-    let limit = match state(req) {
+    let limit = match app_state(req) {
         Ok(state) => state.max_body_bytes,
         Err(e) => return Box::pin(ready(Err(e))),
     };

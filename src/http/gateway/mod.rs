@@ -22,17 +22,17 @@ use std::net::IpAddr;
 
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 
 use super::access::{check_allowed_origins, check_origin, check_product, Presented};
 use super::cache::CachedInstance;
 use super::cors;
-use super::extract::client_ip;
+use super::extract::{app_state, client_ip, parse_api_key};
 use super::usage::{RATE_LIMITED, REQUESTS};
 use super::AppState;
-use crate::domain::credential::{ApiKey, CredentialKind, ExperienceToken};
+use crate::domain::credential::{CredentialKind, ExperienceToken};
 use crate::domain::experience::operation_of;
 use crate::domain::instance::{CredentialRecord, Instance, Product};
 use crate::domain::network::limit_key;
@@ -184,9 +184,9 @@ impl FromRequest for ProductAccess {
     type Future = LocalBoxFuture<'static, Result<Self, actix_web::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-            let missing = ApiError::internal(std::io::Error::other("application state is missing"));
-            return Box::pin(async move { Err(missing.into()) });
+        let state = match app_state(req) {
+            Ok(state) => state,
+            Err(missing) => return Box::pin(async move { Err(missing.into()) }),
         };
         // The whole path is checked for dot segments: behind a reverse proxy,
         // `/search/../chat/x` names `search` here but reaches `chat` upstream.
@@ -356,13 +356,7 @@ async fn check_access(state: &AppState, facts: Facts) -> Result<ProductAccess, a
 async fn identify_token(state: &AppState, presented: &Presented) -> Result<Identified, ApiError> {
     let token = presented.token.as_deref().ok_or(ApiError::MissingToken)?;
     let claims = state.tokens.verify(token, state.now())?;
-    let api_key: ApiKey = presented
-        .api_key
-        .as_deref()
-        .ok_or(ApiError::MissingApiKey)?
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::InvalidCredentials)?;
+    let api_key = parse_api_key(presented.api_key.as_deref())?;
     let instance = state
         .instances
         .by_api_key(state.store.as_ref(), api_key.expose(), false)

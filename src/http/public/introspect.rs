@@ -18,7 +18,7 @@ use crate::domain::credential::{ApiKey, CredentialKind, Secret};
 use crate::domain::instance::Instance;
 use crate::error::ApiError;
 use crate::http::access::check_revocations;
-use crate::http::extract::JsonOrForm;
+use crate::http::extract::{app_state, JsonOrForm};
 use crate::http::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -35,12 +35,10 @@ impl FromRequest for IntrospectionClient {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let state = app_state(req);
         let credentials = basic_credentials(req);
         Box::pin(async move {
-            let state = state.ok_or_else(|| {
-                ApiError::internal(std::io::Error::other("application state is missing"))
-            })?;
+            let state = state?;
             let (api_key, secret) = credentials.ok_or(ApiError::InvalidClient)?;
             match lookup(&state, &api_key, secret.expose(), CredentialKind::Secret).await {
                 Ok((instance, _)) => Ok(IntrospectionClient(instance)),
