@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod verify;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
@@ -65,7 +66,7 @@ pub struct RateStatus {
 /// A caller that passed every check for one product.
 #[derive(Debug)]
 pub struct ProductAccess {
-    pub instance: Instance,
+    pub instance: Arc<Instance>,
     pub product: String,
     pub subject: Subject,
     /// The request's Origin, once the credential allowed it.
@@ -329,7 +330,7 @@ async fn check_access(state: &AppState, facts: Facts) -> Result<ProductAccess, a
                 .usage
                 .count(&instance_id, &credential_id, REQUESTS, now_s);
             Ok(ProductAccess {
-                instance: Instance::clone(&identified.instance.instance),
+                instance: identified.instance.instance,
                 product: slug,
                 subject: identified.subject,
                 origin: presented.origin.clone(),
