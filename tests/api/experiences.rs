@@ -922,3 +922,41 @@ async fn ipv6_clients_share_their_64() {
         .assert_error(429, "rate_limited");
     assert_eq!(from("2001:db8:1:3::1").await.status, 200, "another /64");
 }
+
+/// Failed exchanges are also limited per API key: spreading guesses over many
+/// client addresses does not escape it, and other instances are not affected.
+#[actix_web::test]
+async fn brute_force_is_limited_per_api_key_too() {
+    let app = spawn_app_with(Backend::Memory, |c| {
+        c.http.trusted_proxies = vec!["127.0.0.1".into()];
+        c.limits.auth_failures_per_key_per_minute = 3;
+    })
+    .await;
+    start_of_a_minute(&app);
+    let target = app.create_instance().await;
+    let other = app.create_instance().await;
+    let wrong = keybroker::domain::credential::Secret::generate();
+    let auth_from = |ip: &'static str, api_key: String, secret: String| {
+        let request = app
+            .client
+            .post(app.url("/v1/auth"))
+            .insert_header(("x-inbenta-key", api_key))
+            .insert_header(("x-forwarded-for", ip));
+        app.send(request, Some(Body::Json(json!({ "secret": secret }))))
+    };
+    for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        auth_from(ip, target.api_key.clone(), wrong.expose().to_owned())
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    let reply = auth_from(
+        "198.51.100.4",
+        target.api_key.clone(),
+        target.secret.clone(),
+    )
+    .await;
+    reply.assert_error(429, "too_many_failures");
+    assert_eq!(reply.body["error"]["limit"], json!("auth_failures"));
+    let untouched = auth_from("198.51.100.4", other.api_key.clone(), other.secret.clone()).await;
+    assert_eq!(untouched.status, 200, "{}", untouched.text);
+}
