@@ -11,6 +11,10 @@ pub struct Metrics {
     auth_failed: AtomicU64,
     tokens_issued: AtomicU64,
     tokens_refreshed: AtomicU64,
+    revocation_view_hits: AtomicU64,
+    revocation_view_misses: AtomicU64,
+    revocation_feed_losses: AtomicU64,
+    revocation_feed_up: AtomicU64,
 }
 
 impl Metrics {
@@ -33,6 +37,23 @@ impl Metrics {
 
     pub fn token_refreshed(&self) {
         self.tokens_refreshed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn revocation_view_hit(&self) {
+        self.revocation_view_hits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn revocation_view_miss(&self) {
+        self.revocation_view_misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn revocation_feed_up(&self) {
+        self.revocation_feed_up.store(1, Ordering::Relaxed);
+    }
+
+    pub fn revocation_feed_lost(&self) {
+        self.revocation_feed_up.store(0, Ordering::Relaxed);
+        self.revocation_feed_losses.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -68,12 +89,34 @@ impl Metrics {
                 "Access tokens minted by /v1/refreshToken.",
                 &self.tokens_refreshed,
             ),
+            (
+                "keybroker_revocation_view_hits_total",
+                "Revocation checks answered by the local view.",
+                &self.revocation_view_hits,
+            ),
+            (
+                "keybroker_revocation_view_misses_total",
+                "Revocation checks (outside product requests) that read the store.",
+                &self.revocation_view_misses,
+            ),
+            (
+                "keybroker_revocation_feed_losses_total",
+                "Times the revocation feed's subscription was lost.",
+                &self.revocation_feed_losses,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        out.push_str("# HELP keybroker_revocation_feed_up Whether the revocation feed's subscription is up.\n");
+        out.push_str("# TYPE keybroker_revocation_feed_up gauge\n");
+        let _ = writeln!(
+            out,
+            "keybroker_revocation_feed_up {}",
+            self.revocation_feed_up.load(Ordering::Relaxed)
+        );
         out
     }
 }

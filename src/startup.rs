@@ -1,6 +1,7 @@
 //! The one place that builds the application: settings in, a bound server out.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +15,12 @@ use crate::domain::credential::CredentialHasher;
 use crate::error::ApiError;
 use crate::http::cors;
 use crate::http::gateway::proxy::Upstream;
+use crate::http::revocation_view::RevocationView;
 use crate::http::{self, AdminToken, AppState};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::store::{Store, StoreError};
+use crate::store::{RevocationFeed, Store, StoreError};
 use crate::telemetry;
 use crate::tokens::{KeyError, TokenService};
 
@@ -101,6 +103,7 @@ impl Application {
         })?
         .run();
         spawn_usage_flusher(state.clone());
+        spawn_revocation_follower(&state);
         tracing::info!(addr = %local, workers, "keybroker listening");
         Ok(Application {
             port: local.port(),
@@ -147,6 +150,78 @@ fn spawn_usage_flusher(state: web::Data<AppState>) {
     });
 }
 
+/// Keeps the revocation view fed for as long as the state lives: subscribes,
+/// and when the subscription is lost, makes the view forget everything and
+/// subscribes again (backing off up to one second while Redis is away).
+fn spawn_revocation_follower(state: &web::Data<AppState>) {
+    if !state.store.has_revocation_feed() {
+        return;
+    }
+    let store = state.store.clone();
+    let feed = FeedIntoView {
+        view: state.revocations.clone(),
+        metrics: state.metrics.clone(),
+        up: AtomicBool::new(false),
+    };
+    let weak = Arc::downgrade(&state.clone().into_inner());
+    actix_web::rt::spawn(async move {
+        let mut backoff = FEED_RETRY_MIN;
+        loop {
+            let ended = tokio::select! {
+                ended = store.follow_revocations(&feed) => ended,
+                () = dropped(&weak) => break,
+            };
+            feed.view.lost();
+            let error = ended.err().map(|e| e.to_string()).unwrap_or_default();
+            if feed.up.swap(false, Ordering::Relaxed) {
+                feed.metrics.revocation_feed_lost();
+                tracing::warn!(
+                    error,
+                    "revocation feed lost; revocations are read from Redis until it is back"
+                );
+                backoff = FEED_RETRY_MIN;
+            } else {
+                tracing::debug!(error, "revocation feed still down");
+            }
+            actix_web::rt::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(FEED_RETRY_MAX);
+        }
+    });
+}
+
+const FEED_RETRY_MIN: Duration = Duration::from_millis(50);
+const FEED_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// Resolves once the application state is gone.
+async fn dropped(weak: &std::sync::Weak<AppState>) {
+    while weak.strong_count() > 0 {
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// What the store's feed reports, passed on to the view and the metrics.
+struct FeedIntoView {
+    view: Arc<RevocationView>,
+    metrics: Arc<Metrics>,
+    up: AtomicBool,
+}
+
+impl RevocationFeed for FeedIntoView {
+    fn subscribed(&self) {
+        self.view.subscribed();
+        self.metrics.revocation_feed_up();
+        self.up.store(true, Ordering::Relaxed);
+    }
+
+    fn changed(&self, instance_id: &str) {
+        self.view.changed(instance_id);
+    }
+
+    fn alive(&self) {
+        self.view.alive();
+    }
+}
+
 async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppState, StartupError> {
     let tokens = TokenService::new(
         settings.issuer(),
@@ -184,7 +259,8 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
         admin: AdminToken::new(&hasher, &admin_token),
         hasher,
         clock,
-        metrics: Metrics::default(),
+        metrics: Arc::default(),
+        revocations: Arc::default(),
         public_base_url: settings.public_base_url(),
         propagation_seconds: settings.domain_keys.propagation_seconds,
         default_token_ttl_seconds: settings.tokens.ttl_seconds,

@@ -20,6 +20,7 @@ use actix_web::{FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 
 use super::extract::{app_state, bearer, parse_api_key};
+use super::revocation_view::Lookup;
 use super::AppState;
 use crate::domain::instance::{Instance, Product};
 use crate::domain::origin::{Origin, OriginPattern};
@@ -143,12 +144,30 @@ pub fn check_origin(claims: &Claims, origin: Option<&str>) -> Result<(), ApiErro
     }
 }
 
+/// The revocation lists' verdict on the token, from the local view while its
+/// feed is live (see `revocation_view.rs`), else from the store.
 pub async fn check_revocations(state: &AppState, claims: &Claims) -> Result<(), ApiError> {
-    let revocations = state
-        .store
-        .revocations(&claims.sub, &claims.jti, &claims.sid, &claims.cred)
-        .await?;
-    if revocations.revokes(claims.iat, state.now().timestamp()) {
+    let now = state.now().timestamp();
+    let revocations = match state.revocations.lookup(claims) {
+        Lookup::Known(revocations) => {
+            state.metrics.revocation_view_hit();
+            revocations
+        }
+        Lookup::Ask(ticket) => {
+            state.metrics.revocation_view_miss();
+            let revocations = state
+                .store
+                .revocations(&claims.sub, &claims.jti, &claims.sid, &claims.cred)
+                .await?;
+            if let Some(ticket) = ticket {
+                state
+                    .revocations
+                    .remember(ticket, claims, &revocations, now);
+            }
+            revocations
+        }
+    };
+    if revocations.revokes(claims.iat, now) {
         return Err(ApiError::TokenRevoked);
     }
     Ok(())

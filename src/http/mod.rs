@@ -10,6 +10,7 @@ pub mod extract;
 pub mod gateway;
 pub mod ops;
 pub mod public;
+pub mod revocation_view;
 pub mod usage;
 
 use std::sync::Arc;
@@ -33,7 +34,7 @@ pub struct AppState {
     pub hasher: CredentialHasher,
     pub admin: AdminToken,
     pub clock: Arc<dyn Clock>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub public_base_url: String,
     pub propagation_seconds: u64,
     pub default_token_ttl_seconds: u64,
@@ -44,6 +45,7 @@ pub struct AppState {
     pub usage: usage::UsageBuffer,
     pub instances: cache::InstanceCache,
     pub credentials: cache::CredentialCache,
+    pub revocations: Arc<revocation_view::RevocationView>,
     pub cors: cors::CorsIndex,
     pub cors_max_age_seconds: u64,
     pub trusted_proxies: Vec<Cidr>,

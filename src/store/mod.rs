@@ -112,10 +112,37 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// Receives what a store's revocation feed reports (see
+/// [`Store::follow_revocations`]).
+pub trait RevocationFeed: Send + Sync {
+    /// The subscription is confirmed: every revocation recorded from now on,
+    /// through any process, will be reported.
+    fn subscribed(&self);
+    /// The revocation lists of this instance changed.
+    fn changed(&self, instance_id: &str);
+    /// The subscription answered a ping: nothing has been lost so far.
+    fn alive(&self);
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Succeeds when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether [`Store::follow_revocations`] reports anything. The memory
+    /// store has no feed: it is one process's own, and reading it costs no
+    /// more than a local view would.
+    fn has_revocation_feed(&self) -> bool {
+        false
+    }
+
+    /// Reports to `feed` every revocation recorded through any process, for
+    /// as long as the subscription lasts; returns why it ended.
+    async fn follow_revocations(&self, _feed: &dyn RevocationFeed) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(
+            "this store has no revocation feed".into(),
+        ))
+    }
 
     /// Creates an instance together with its first secret, atomically.
     async fn insert_instance(

@@ -28,6 +28,10 @@
 //! long as their instance or credential and are deleted with it. Field updates
 //! go through a script that refuses to recreate a deleted credential's hash.
 //! Every other key carries a TTL.
+//!
+//! Every revocation is also announced on the channel `P:revocations` (payload:
+//! the instance id), by the same script that records it, for the local views
+//! of the other processes (`http/revocation_view.rs`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -36,15 +40,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
+use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::io::tcp::TcpSettings;
 use redis::{AsyncCommands, IntoConnectionInfo, Script};
 
 use super::{
-    Caller, GatewayCheck, GatewayState, Revocation, Revocations, Store, StoreError, Usage, Window,
+    Caller, GatewayCheck, GatewayState, Revocation, RevocationFeed, Revocations, Store, StoreError,
+    Usage, Window,
 };
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
+
+/// How often the revocation feed's connection must prove it is alive; a view
+/// that has not heard from it for [`crate::http::revocation_view::STALE_AFTER`]
+/// is not trusted.
+pub const FEED_PING_INTERVAL: Duration = Duration::from_millis(250);
 
 const FIELD_RECORD: &str = "record";
 const FIELD_REVOKED: &str = "revoked_at";
@@ -79,6 +90,7 @@ local ttl = redis.call('TTL', KEYS[1])
 local want = tonumber(ARGV[2])
 if ttl > want then want = ttl end
 redis.call('SET', KEYS[1], new, 'EX', want)
+redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
 "#;
 
@@ -169,6 +181,7 @@ return out
 pub struct RedisStore {
     client: redis::Client,
     config: ConnectionManagerConfig,
+    timeout: Duration,
     /// Tells apart stores of one process (tests run many) in the thread-local map.
     id: u64,
     prefix: String,
@@ -227,6 +240,7 @@ impl RedisStore {
         let store = RedisStore {
             client,
             config,
+            timeout,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefix: prefix.to_owned(),
             update_field: Script::new(UPDATE_FIELD),
@@ -267,6 +281,11 @@ impl RedisStore {
 
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// Where every revocation is announced, with its instance id as payload.
+    fn revocations_channel(&self) -> String {
+        format!("{}:revocations", self.prefix)
     }
 
     fn instances_key(&self) -> String {
@@ -391,6 +410,8 @@ impl RedisStore {
             .arg(field)
             .arg(value)
             .arg(mode)
+            .arg(self.revocations_channel())
+            .arg(instance_id)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -410,6 +431,47 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    fn has_revocation_feed(&self) -> bool {
+        true
+    }
+
+    /// A dedicated pub/sub connection, pinged every [`FEED_PING_INTERVAL`]:
+    /// a subscription that dies silently (no reset, no EOF) is noticed by its
+    /// missing answer, not trusted until the TCP keepalive gives up.
+    async fn follow_revocations(&self, feed: &dyn RevocationFeed) -> Result<(), StoreError> {
+        let lost = |why: &str| StoreError::Unavailable(format!("revocation feed: {why}"));
+        let pubsub = tokio::time::timeout(self.timeout, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| lost("timed out connecting"))?
+            .map_err(unavailable)?;
+        let (mut sink, mut stream) = pubsub.split();
+        tokio::time::timeout(self.timeout, sink.subscribe(self.revocations_channel()))
+            .await
+            .map_err(|_| lost("timed out subscribing"))?
+            .map_err(unavailable)?;
+        feed.subscribed();
+        let mut ping = tokio::time::interval(FEED_PING_INTERVAL);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                message = stream.next() => {
+                    let message = message.ok_or_else(|| lost("the connection was closed"))?;
+                    let instance_id: String = message
+                        .get_payload()
+                        .map_err(|_| lost("a message without an instance id"))?;
+                    feed.changed(&instance_id);
+                }
+                _ = ping.tick() => {
+                    tokio::time::timeout(FEED_PING_INTERVAL, sink.ping::<redis::Value>())
+                        .await
+                        .map_err(|_| lost("no answer to a ping"))?
+                        .map_err(unavailable)?;
+                    feed.alive();
+                }
+            }
+        }
     }
 
     async fn insert_instance(
@@ -700,6 +762,8 @@ impl Store for RedisStore {
             .arg(value)
             .arg(ttl)
             .arg(mode)
+            .arg(self.revocations_channel())
+            .arg(instance_id)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;

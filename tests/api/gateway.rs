@@ -87,22 +87,25 @@ impl World {
     }
 
     async fn introspect_as(&self, token: &str, secret: &str) -> Reply {
+        self.introspect_on(&self.app, token, secret).await
+    }
+
+    /// Introspection through `app`, which may be another process than `self.app`.
+    async fn introspect_on(&self, app: &TestApp, token: &str, secret: &str) -> Reply {
         let basic = STANDARD.encode(format!("{}:{secret}", self.created.api_key));
-        let request = self
-            .app
+        let request = app
             .client
-            .post(self.app.url("/v1/introspect"))
+            .post(app.url("/v1/introspect"))
             .insert_header(("authorization", format!("Basic {basic}")));
         let form = format!("token={token}");
-        self.app
-            .send(
-                request,
-                Some(Body::Raw(
-                    Some("application/x-www-form-urlencoded"),
-                    form.into_bytes(),
-                )),
-            )
-            .await
+        app.send(
+            request,
+            Some(Body::Raw(
+                Some("application/x-www-form-urlencoded"),
+                form.into_bytes(),
+            )),
+        )
+        .await
     }
 
     /// Asserts the refusal and that the upstream was not reached.
@@ -1062,4 +1065,149 @@ async fn a_warm_second_process_sees_every_change_at_once() {
     on_b("/prod/chat/v1/chat", &fresh)
         .await
         .assert_error(401, "invalid_credentials");
+}
+
+/// A value of the app's Prometheus metrics.
+async fn metric(app: &TestApp, name: &str) -> u64 {
+    let reply = app.get("/metrics").await;
+    reply
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in:\n{}", reply.text))
+}
+
+/// Waits until the app's revocation feed is up (`true`) or down.
+async fn feed_is(app: &TestApp, up: bool) {
+    let want = u64::from(up);
+    for _ in 0..200 {
+        if metric(app, "keybroker_revocation_feed_up").await == want {
+            return;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the revocation feed did not become {}",
+        if up { "up" } else { "down" }
+    );
+}
+
+async fn revoke_jti(w: &World, token: &str) {
+    let reply = w
+        .app
+        .admin(
+            "POST",
+            &format!("/admin/v1/instances/{}/revoke-tokens", w.created.id),
+            Some(json!({"jti": claims_of(token)["jti"]})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+/// Process B on A's Redis, whose revocation view holds `w.token` as not
+/// revoked (and is seen to answer from it).
+async fn peer_with_a_warm_view(w: &World) -> TestApp {
+    let b = w.app.spawn_peer().await;
+    feed_is(&b, true).await;
+    for _ in 0..3 {
+        let reply = w.introspect_on(&b, &w.token, &w.created.secret).await;
+        assert_eq!(reply.body["active"], true, "{}", reply.text);
+        assert_eq!(b.apis(&w.created.api_key, &w.token).await.status, 200);
+    }
+    let hits = metric(&b, "keybroker_revocation_view_hits_total").await;
+    assert!(hits >= 4, "B's view was not in use ({hits} hits)");
+    b
+}
+
+/// Introspection and `/v1/apis` answer from the local revocation view while
+/// its feed is live; a revocation through another process reaches that view
+/// through the feed.
+#[actix_web::test]
+async fn a_revocation_reaches_another_process_s_view_through_the_feed() {
+    let w = world(spawn_app(Backend::Redis).await).await;
+    let b = peer_with_a_warm_view(&w).await;
+    let secret = w.created.secret.clone();
+
+    revoke_jti(&w, &w.token).await;
+    let revoked_at = std::time::Instant::now();
+    loop {
+        let reply = w.introspect_on(&b, &w.token, &secret).await;
+        if reply.body["active"] == false {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_secs(1),
+            "B still called the token active a second after its revocation"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    b.apis(&w.created.api_key, &w.token)
+        .await
+        .assert_error(401, "token_revoked");
+}
+
+/// The fallback: B's subscription is cut and cannot come back, so the
+/// revocation A announces reaches nobody. B must still refuse the token on
+/// its very next request, by reading Redis.
+#[actix_web::test]
+async fn a_revocation_holds_on_a_process_whose_feed_was_cut() {
+    let w = world(spawn_app(Backend::Redis).await).await;
+    let b = peer_with_a_warm_view(&w).await;
+    let secret = w.created.secret.clone();
+    let hits = metric(&b, "keybroker_revocation_view_hits_total").await;
+
+    // Cut every subscription, and keep them from coming back.
+    let redis_reply = w
+        .app
+        .redis()
+        .command(&["ACL", "SETUSER", "default", "-subscribe"]);
+    assert!(redis_reply.starts_with("+OK"), "{redis_reply}");
+    let redis_reply = w.app.redis().command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert!(redis_reply.starts_with(':'), "{redis_reply}");
+    feed_is(&b, false).await;
+    assert!(metric(&b, "keybroker_revocation_feed_losses_total").await >= 1);
+
+    revoke_jti(&w, &w.token).await;
+    let misses = metric(&b, "keybroker_revocation_view_misses_total").await;
+    let reply = w.introspect_on(&b, &w.token, &secret).await;
+    assert_eq!(reply.body["active"], false, "{}", reply.text);
+    b.apis(&w.created.api_key, &w.token)
+        .await
+        .assert_error(401, "token_revoked");
+    b.refresh(&w.created.api_key, &w.token, None)
+        .await
+        .assert_error(401, "token_revoked");
+    assert!(metric(&b, "keybroker_revocation_view_misses_total").await >= misses + 3);
+
+    // The subscription comes back; the view is trusted again, and what it
+    // learns from Redis still says revoked.
+    let redis_reply = w
+        .app
+        .redis()
+        .command(&["ACL", "SETUSER", "default", "+subscribe"]);
+    assert!(redis_reply.starts_with("+OK"), "{redis_reply}");
+    feed_is(&b, true).await;
+    for _ in 0..2 {
+        let reply = w.introspect_on(&b, &w.token, &secret).await;
+        assert_eq!(reply.body["active"], false, "{}", reply.text);
+    }
+    let hits_after = metric(&b, "keybroker_revocation_view_hits_total").await;
+    assert!(hits_after > hits, "B's view was not trusted again");
+}
+
+/// A subscription that goes silent (no reset, no EOF) is noticed by its
+/// missing ping answers, and the view stops being trusted.
+#[actix_web::test]
+async fn a_silent_feed_is_not_trusted() {
+    let w = world(spawn_app(Backend::Redis).await).await;
+    let b = w.app.spawn_peer().await;
+    feed_is(&b, true).await;
+    // Redis stops answering every client for two seconds: the pings go
+    // unanswered, nothing is closed.
+    let redis_reply = w.app.redis().command(&["CLIENT", "PAUSE", "2000", "ALL"]);
+    assert!(redis_reply.starts_with("+OK"), "{redis_reply}");
+    let paused_at = std::time::Instant::now();
+    feed_is(&b, false).await;
+    assert!(paused_at.elapsed() < std::time::Duration::from_millis(1900));
+    feed_is(&b, true).await;
 }
