@@ -10,7 +10,9 @@
 //!   send time (`start + i / rate`) and its latency is counted from that time,
 //!   not from when it was actually sent, so a server stall that delays the
 //!   requests queued behind it is counted in full (the coordinated-omission
-//!   correction of wrk2 and HdrHistogram).
+//!   correction of wrk2 and HdrHistogram). It speaks HTTP/1.1 over raw
+//!   keep-alive connections with requests written out in advance, so that
+//!   its own CPU, taken from the cores the server runs on, stays small.
 //! - `propagation`: how long a token revoked through broker A stays usable on
 //!   broker B (two processes, one Redis).
 //! - `seed-revocations`: fills the revocation list, through the admin API or as
@@ -23,14 +25,11 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::http::Method;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 
 #[derive(Debug, Parser)]
 #[command(name = "bench-probe", about = "keybroker benchmark probes")]
@@ -359,23 +358,43 @@ async fn latency(plan: LatencyPlan) -> Result<(), String> {
     if !(plan.rate > 0.0 && plan.duration > 0.0 && plan.warmup >= 0.0 && plan.connections > 0) {
         return Err("rate, duration and connections must be positive".into());
     }
-    let method = Method::from_bytes(plan.method.as_bytes()).map_err(|e| e.to_string())?;
-    let mut headers = Vec::new();
+    let target = Target::parse(&plan.url)?;
+    let mut head = String::new();
     for h in &plan.headers {
         let (name, value) = h
             .split_once(':')
             .ok_or_else(|| format!("--header {h:?}: expected `Name: value`"))?;
-        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+        head.push_str(&format!("{}: {}\r\n", name.trim(), value.trim()));
     }
     let tokens: Vec<String> = if plan.rotate_tokens {
         env("BENCH_TOKENS")?
             .split_whitespace()
-            .map(|t| format!("Bearer {t}"))
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .collect()
     } else {
-        Vec::new()
+        vec![String::new()]
     };
-    let client = client(plan.connections, Duration::from_secs(10));
+    if tokens.is_empty() {
+        return Err("BENCH_TOKENS holds no token".into());
+    }
+    let body = plan.body.unwrap_or_default();
+    // Every request is written out once, in full: sending one is a single
+    // `write` of ready bytes.
+    let requests: Rc<Vec<Vec<u8>>> = Rc::new(
+        tokens
+            .iter()
+            .map(|token| {
+                format!(
+                    "{} {} HTTP/1.1\r\nHost: {}\r\n{head}{token}Content-Length: {}\r\n\r\n{body}",
+                    plan.method,
+                    target.path,
+                    target.host,
+                    body.len()
+                )
+                .into_bytes()
+            })
+            .collect(),
+    );
     let interval = Duration::from_secs_f64(1.0 / plan.rate);
     let warmup_n = (plan.warmup * plan.rate).round() as u64;
     let total = warmup_n + (plan.duration * plan.rate).round() as u64;
@@ -383,89 +402,102 @@ async fn latency(plan: LatencyPlan) -> Result<(), String> {
     // The pacer is an OS thread, not an async timer: tokio's timers tick in
     // whole milliseconds, which would add up to 1 ms of lateness to every
     // request, and this lateness counts as latency here. The thread sleeps
-    // with `nanosleep` (tens of µs of slack) and hands each due request's
-    // scheduled time to the event loop, which wakes on the channel at once.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
+    // with `nanosleep` and hands the due requests' scheduled times to the
+    // event loop in batches, at most every PACER_QUANTUM: one wake-up of the
+    // event loop per batch rather than per request keeps the probe's own CPU
+    // (which shares the machine with the server) low. A request's latency
+    // still runs from its own scheduled time, so the batching is counted.
+    const PACER_QUANTUM: Duration = Duration::from_micros(100);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<(u64, Instant)>>();
     let start = Instant::now() + Duration::from_millis(50);
     let pacer = std::thread::spawn(move || {
         let mut i = 0u64;
         while i < total {
             let now = Instant::now();
-            let mut due = start + interval.mul_f64(i as f64);
-            while due <= now && i < total {
-                if tx.send((i, due)).is_err() {
-                    return;
-                }
+            let mut due = Vec::new();
+            while i < total && start + interval.mul_f64(i as f64) <= now {
+                due.push((i, start + interval.mul_f64(i as f64)));
                 i += 1;
-                due = start + interval.mul_f64(i as f64);
+            }
+            if !due.is_empty() && tx.send(due).is_err() {
+                return;
             }
             if i < total {
-                std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                let next = start + interval.mul_f64(i as f64);
+                std::thread::sleep(
+                    next.saturating_duration_since(Instant::now())
+                        .max(PACER_QUANTUM),
+                );
             }
         }
     });
 
     let measure_from = start + interval.mul_f64(warmup_n as f64);
     let tally = Rc::new(RefCell::new(Tally::default()));
-    let slots = Arc::new(Semaphore::new(plan.connections));
-    let body = plan.body.map(bytes_of);
-    while let Some((i, scheduled)) = rx.recv().await {
-        // Waiting for a free connection happens after the scheduled time, so
-        // it is counted: this is what keeps the load open-loop.
-        let permit = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut request = client.request(method.clone(), &plan.url);
-        for (name, value) in &headers {
-            request = request.insert_header((name.as_str(), value.as_str()));
-        }
-        if !tokens.is_empty() {
-            let token = &tokens[(i % tokens.len() as u64) as usize];
-            request = request.insert_header(("authorization", token.as_str()));
-        }
-        let body = body.clone();
-        let tally = tally.clone();
+    // Requests due and not yet sent, and the connections waiting for one:
+    // waiting for a free connection happens after the scheduled time, so it
+    // is counted, which is what keeps the load open-loop.
+    let queue = Rc::new(RefCell::new(
+        std::collections::VecDeque::<(u64, Instant)>::new(),
+    ));
+    let ready = Rc::new(tokio::sync::Notify::new());
+    let finished = Rc::new(std::cell::Cell::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..plan.connections {
+        let (queue, ready, finished) = (queue.clone(), ready.clone(), finished.clone());
+        let (tally, requests, addr) = (tally.clone(), requests.clone(), target.addr.clone());
         let expect = plan.expect;
-        actix_web::rt::spawn(async move {
-            let result = match body {
-                Some(b) => request.send_body(b).await,
-                None => request.send().await,
-            };
-            let status = match result {
-                Ok(mut response) => {
-                    let read = response.body().limit(1 << 20).await;
-                    read.ok().map(|_| response.status().as_u16())
-                }
-                Err(_) => None,
-            };
-            let done = Instant::now();
-            drop(permit);
-            if i < warmup_n {
-                return;
-            }
-            let mut t = tally.borrow_mut();
-            match status {
-                Some(s) => {
-                    *t.statuses.entry(s).or_default() += 1;
-                    if s == expect {
-                        t.latencies
-                            .push(done.duration_since(scheduled).as_secs_f64() * 1000.0);
+        workers.push(actix_web::rt::spawn(async move {
+            let mut conn: Option<Connection> = None;
+            loop {
+                let next = queue.borrow_mut().pop_front();
+                let Some((i, scheduled)) = next else {
+                    if finished.get() {
+                        return;
                     }
+                    ready.notified().await;
+                    continue;
+                };
+                let request = &requests[(i % requests.len() as u64) as usize];
+                let status = match exchange(&mut conn, &addr, request).await {
+                    Ok(status) => Some(status),
+                    Err(_) => {
+                        conn = None;
+                        None
+                    }
+                };
+                let done = Instant::now();
+                if i < warmup_n {
+                    continue;
                 }
-                None => t.failures += 1,
+                let mut t = tally.borrow_mut();
+                match status {
+                    Some(s) => {
+                        *t.statuses.entry(s).or_default() += 1;
+                        if s == expect {
+                            t.latencies
+                                .push(done.duration_since(scheduled).as_secs_f64() * 1000.0);
+                        }
+                    }
+                    None => t.failures += 1,
+                }
+                t.last_done = Some(t.last_done.map_or(done, |l| l.max(done)));
             }
-            t.last_done = Some(t.last_done.map_or(done, |l| l.max(done)));
-        });
+        }));
+    }
+    while let Some(due) = rx.recv().await {
+        let n = due.len();
+        queue.borrow_mut().extend(due);
+        for _ in 0..n {
+            ready.notify_one();
+        }
     }
     let _ = pacer.join();
-    // Every request in flight holds a slot; wait for them all (bounded by the
-    // client timeout).
-    let _all = slots
-        .acquire_many(u32::try_from(plan.connections).unwrap_or(u32::MAX))
-        .await
-        .map_err(|e| e.to_string())?;
+    finished.set(true);
+    ready.notify_waiters();
+    for worker in workers {
+        let _ = worker.await;
+    }
 
     let mut t = tally.borrow_mut();
     t.latencies.sort_by(f64::total_cmp);
@@ -499,8 +531,110 @@ async fn latency(plan: LatencyPlan) -> Result<(), String> {
     }))
 }
 
-fn bytes_of(s: String) -> actix_web::web::Bytes {
-    actix_web::web::Bytes::from(s)
+/// Where `latency` sends its requests: `http://host:port/path` only.
+struct Target {
+    addr: String,
+    host: String,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let addr = if host.contains(':') {
+            host.to_owned()
+        } else {
+            format!("{host}:80")
+        };
+        Ok(Target {
+            addr,
+            host: host.to_owned(),
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection and what has been read from it.
+struct Connection {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+/// Sends one request (connecting first if need be) and reads the whole
+/// response; returns its status. The lean client is the point: at tens of
+/// thousands of requests per second on the server's own cores, a full HTTP
+/// client's CPU would show up as the server's latency.
+async fn exchange(
+    conn: &mut Option<Connection>,
+    addr: &str,
+    request: &[u8],
+) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let invalid =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    if conn.is_none() {
+        let stream = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        .map_err(|_| invalid("connect timed out"))??;
+        stream.set_nodelay(true)?;
+        *conn = Some(Connection {
+            stream,
+            buf: Vec::with_capacity(4096),
+        });
+    }
+    let Some(c) = conn.as_mut() else {
+        return Err(invalid("no connection"));
+    };
+    let exchange = async {
+        c.stream.write_all(request).await?;
+        c.buf.clear();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = c.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head =
+                    std::str::from_utf8(&c.buf[..end]).map_err(|_| invalid("response head"))?;
+                let status: u16 = head
+                    .get(9..12)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| invalid("status line"))?;
+                let mut length = None;
+                for line in head.split("\r\n").skip(1) {
+                    let (name, value) = line.split_once(':').unwrap_or((line, ""));
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse::<usize>().ok();
+                    } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                        return Err(invalid("chunked responses are not supported"));
+                    }
+                }
+                let want = end + 4 + length.ok_or_else(|| invalid("no content-length"))?;
+                while c.buf.len() < want {
+                    let n = c.stream.read(&mut chunk).await?;
+                    if n == 0 {
+                        return Err(invalid("connection closed mid-body"));
+                    }
+                    c.buf.extend_from_slice(&chunk[..n]);
+                }
+                return Ok(status);
+            }
+            let n = c.stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Err(invalid("connection closed"));
+            }
+            c.buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| invalid("response timed out"))?
 }
 
 // ---------------------------------------------------------------- propagation
