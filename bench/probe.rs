@@ -106,6 +106,11 @@ enum Command {
         /// A trial fails when B still accepts the token after this long.
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
+        /// What B is asked: forward auth (the product path, which reads the
+        /// revocation lists in its store call) or introspection (which
+        /// answers from B's local revocation view, fed by pub/sub).
+        #[arg(long, value_enum, default_value_t = Via::Verify)]
+        via: Via,
     },
     /// Write COUNT revoked-token entries with random jti values.
     SeedRevocations {
@@ -217,7 +222,8 @@ fn main() {
                 product,
                 trials,
                 timeout_ms,
-            } => propagation(&a, &b, &instance, &product, trials, timeout_ms).await,
+                via,
+            } => propagation(&a, &b, &instance, &product, trials, timeout_ms, via).await,
             Command::SeedRevocations {
                 instance,
                 count,
@@ -654,6 +660,12 @@ fn jti_of(token: &str) -> Result<String, String> {
         .ok_or_else(|| "the token has no jti".to_owned())
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Via {
+    Verify,
+    Introspect,
+}
+
 async fn propagation(
     a: &str,
     b: &str,
@@ -661,6 +673,7 @@ async fn propagation(
     product: &str,
     trials: usize,
     timeout_ms: u64,
+    via: Via,
 ) -> Result<(), String> {
     let admin = env("BENCH_ADMIN_TOKEN")?;
     let api_key = env("BENCH_API_KEY")?;
@@ -668,11 +681,32 @@ async fn propagation(
     let on_a = client(4, Duration::from_secs(10));
     let on_b = client(1, Duration::from_secs(10));
     let original_uri = format!("/prod/{product}/v1/search");
-    let verify = |token: &str| {
-        on_b.get(format!("{b}/v1/verify"))
-            .insert_header(("x-inbenta-key", api_key.as_str()))
-            .insert_header(("x-original-uri", original_uri.as_str()))
-            .bearer_auth(token)
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{api_key}:{secret}"));
+    // Some(true): B accepts the token; Some(false): B refuses it as revoked.
+    let ask_b = |token: String| {
+        let request = match via {
+            Via::Verify => on_b
+                .get(format!("{b}/v1/verify"))
+                .insert_header(("x-inbenta-key", api_key.as_str()))
+                .insert_header(("x-original-uri", original_uri.as_str()))
+                .bearer_auth(&token),
+            Via::Introspect => on_b
+                .post(format!("{b}/v1/introspect"))
+                .insert_header(("authorization", format!("Basic {basic}"))),
+        };
+        let body = matches!(via, Via::Introspect).then(|| json!({ "token": token }));
+        async move {
+            let (status, body) = send(request, body).await?;
+            Ok::<_, String>(match (via, status) {
+                (Via::Verify, 200) => (Some(true), status, body),
+                (Via::Verify, 401) if body["error"]["reason"] == "token_revoked" => {
+                    (Some(false), status, body)
+                }
+                (Via::Introspect, 200) if body["active"] == true => (Some(true), status, body),
+                (Via::Introspect, 200) if body["active"] == false => (Some(false), status, body),
+                _ => (None, status, body),
+            })
+        }
     };
     let timeout = Duration::from_millis(timeout_ms);
 
@@ -686,8 +720,8 @@ async fn propagation(
         // B accepts it, twice, so that whatever B caches about the token is
         // warm before the revocation.
         for _ in 0..2 {
-            let (status, body) = send(verify(&token), None).await?;
-            if status != 200 {
+            let (accepted, status, body) = ask_b(token.clone()).await?;
+            if accepted != Some(true) {
                 return Err(format!(
                     "trial {trial}: B refused a fresh token: {status} {body}"
                 ));
@@ -707,11 +741,11 @@ async fn propagation(
         let revoked = Instant::now();
         let mut polls = 0u64;
         loop {
-            let (status, body) = send(verify(&token), None).await?;
+            let (accepted, status, body) = ask_b(token.clone()).await?;
             polls += 1;
             let waited = revoked.elapsed();
-            match status {
-                401 if body["error"]["reason"] == "token_revoked" => {
+            match accepted {
+                Some(false) => {
                     delays.push(waited.as_secs_f64() * 1000.0);
                     stale_polls += polls - 1;
                     if polls == 1 {
@@ -719,15 +753,15 @@ async fn propagation(
                     }
                     break;
                 }
-                200 if waited < timeout => continue,
-                200 => {
+                Some(true) if waited < timeout => continue,
+                Some(true) => {
                     failures.push(format!(
                         "trial {trial}: B still accepts the token {} ms after the revocation",
                         waited.as_millis()
                     ));
                     break;
                 }
-                _ => {
+                None => {
                     failures.push(format!("trial {trial}: B answered {status} {body}"));
                     break;
                 }

@@ -459,6 +459,25 @@ else
   add_row revocation_propagation - - - "FAILED (probe)"
 fi
 
+# propagation_introspect: the same trials, polling B's /v1/introspect, which
+# answers from B's local revocation view (kept current by Redis pub/sub)
+# instead of reading Redis: the delay of the feed itself.
+echo "== propagation_introspect" >&2
+if BENCH_API_KEY="$api_key" BENCH_SECRET="$secret" timeout 120 "$probe" propagation \
+  --a "$base_a" --b "$base_b" --instance "$instance" --product propagation \
+  --trials "$trials" --via introspect >"$tmp/propagation-introspect.json"; then
+  r="$tmp/propagation-introspect.json"
+  if [ "$(field "$r" measured)" -ne "$trials" ] || [ "$(field "$r" failures)" -ne 0 ]; then
+    fail propagation_introspect "$(cat "$r")"
+  fi
+  note="max $(field "$r" max_ms) ms, $(field "$r" measured)/$trials trials, $(field "$r" refused_at_first_poll) refused at the first poll"
+  case " ${failed[*]} " in *" propagation_introspect "*) note="FAILED, $note" ;; esac
+  add_row propagation_introspect - "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$note"
+else
+  fail propagation_introspect "bench-probe propagation --via introspect failed"
+  add_row propagation_introspect - - - "FAILED (probe)"
+fi
+
 # memory: peak RSS of broker A during a verify run with $seed_count revoked
 # tokens listed. They are revoked through B's admin API (random jti values,
 # as an operator would), so that A learns of them only as a replica does.
@@ -518,10 +537,11 @@ if [ -n "$json_out" ]; then
         "$sep" "$s" "$(num "$rps")" "$(num "$p50")" "$(num "$p99")" "$(num "$ratio")" "${note//\"/}"
       sep=","
     done
-    printf '],"extra":{"latency":%s,"latency_hello":%s,"revocation_propagation":%s,"seed":%s},"failed":[' \
+    printf '],"extra":{"latency":%s,"latency_hello":%s,"revocation_propagation":%s,"propagation_introspect":%s,"seed":%s},"failed":[' \
       "$(cat "$tmp/latency.json" 2>/dev/null || echo null)" \
       "$(cat "$tmp/latency-hello.json" 2>/dev/null || echo null)" \
       "$(cat "$tmp/propagation.json" 2>/dev/null || echo null)" \
+      "$(cat "$tmp/propagation-introspect.json" 2>/dev/null || echo null)" \
       "$(cat "$tmp/seed.json" 2>/dev/null || echo null)"
     sep=""
     for s in "${failed[@]}"; do
