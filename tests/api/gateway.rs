@@ -1080,7 +1080,9 @@ async fn metric(app: &TestApp, name: &str) -> u64 {
 /// Waits until the app's revocation feed is up (`true`) or down.
 async fn feed_is(app: &TestApp, up: bool) {
     let want = u64::from(up);
-    for _ in 0..200 {
+    // Coming back after an outage can take a reconnection attempt's timeout
+    // plus a backoff of up to a second.
+    for _ in 0..500 {
         if metric(app, "keybroker_revocation_feed_up").await == want {
             return;
         }
