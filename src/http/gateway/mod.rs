@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::error::InternalError;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, HttpResponseBuilder, ResponseError};
 use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
@@ -42,11 +43,15 @@ use crate::store::{Caller, GatewayCheck, Window};
 use crate::tokens::{Claims, TokenError};
 
 /// Headers the gateway adds for the upstream; callers can never set them.
-pub const IDENTITY_HEADERS: [&str; 3] = [
-    "x-keybroker-instance",
-    "x-keybroker-subject-kind",
-    "x-keybroker-token-id",
+pub const IDENTITY_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-keybroker-instance"),
+    HeaderName::from_static("x-keybroker-subject-kind"),
+    HeaderName::from_static("x-keybroker-token-id"),
 ];
+
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 
 /// Who is calling a product.
 #[derive(Debug, Clone)]
@@ -92,19 +97,20 @@ impl ProductAccess {
     }
 
     /// The identity headers and their values.
-    pub fn identity(&self) -> [(&'static str, String); 3] {
+    pub fn identity(&self) -> [(HeaderName, &str); 3] {
+        let [instance, kind, token_id] = IDENTITY_HEADERS;
         [
-            (IDENTITY_HEADERS[0], self.instance.id.clone()),
-            (IDENTITY_HEADERS[1], self.kind().to_owned()),
-            (IDENTITY_HEADERS[2], self.token_id().to_owned()),
+            (instance, self.instance.id.as_str()),
+            (kind, self.kind()),
+            (token_id, self.token_id()),
         ]
     }
 
     /// Rate-limit, CORS and deprecation headers for the caller.
     pub fn decorate(&self, response: &mut HttpResponseBuilder) {
-        response.insert_header(("RateLimit-Limit", self.rate.limit.to_string()));
-        response.insert_header(("RateLimit-Remaining", self.rate.remaining.to_string()));
-        response.insert_header(("RateLimit-Reset", self.rate.reset_seconds.to_string()));
+        response.insert_header((RATELIMIT_LIMIT, HeaderValue::from(self.rate.limit)));
+        response.insert_header((RATELIMIT_REMAINING, HeaderValue::from(self.rate.remaining)));
+        response.insert_header((RATELIMIT_RESET, HeaderValue::from(self.rate.reset_seconds)));
         if let Some(origin) = &self.origin {
             cors::allow_origin(response, origin);
         }

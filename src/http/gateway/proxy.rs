@@ -115,7 +115,7 @@ async fn proxy(
     }
     debug_assert!(IDENTITY_HEADERS
         .iter()
-        .all(|h| h.starts_with("x-keybroker-")));
+        .all(|h| h.as_str().starts_with("x-keybroker-")));
     if let Some(peer) = req.peer_addr() {
         let forwarded = match incoming
             .get("x-forwarded-for")
