@@ -166,6 +166,8 @@ fn spawn_revocation_follower(state: &web::Data<AppState>) {
     let weak = Arc::downgrade(&state.clone().into_inner());
     actix_web::rt::spawn(async move {
         let mut backoff = FEED_RETRY_MIN;
+        // Said once per outage (and once if it never comes up), not per retry.
+        let mut warned = false;
         loop {
             let ended = tokio::select! {
                 ended = store.follow_revocations(&feed) => ended,
@@ -173,13 +175,17 @@ fn spawn_revocation_follower(state: &web::Data<AppState>) {
             };
             feed.view.lost();
             let error = ended.err().map(|e| e.to_string()).unwrap_or_default();
-            if feed.up.swap(false, Ordering::Relaxed) {
+            let was_up = feed.up.swap(false, Ordering::Relaxed);
+            if was_up {
                 feed.metrics.revocation_feed_lost();
+                backoff = FEED_RETRY_MIN;
+            }
+            if was_up || !warned {
                 tracing::warn!(
                     error,
-                    "revocation feed lost; revocations are read from Redis until it is back"
+                    "revocation feed down; revocations are read from Redis until it is up"
                 );
-                backoff = FEED_RETRY_MIN;
+                warned = true;
             } else {
                 tracing::debug!(error, "revocation feed still down");
             }
