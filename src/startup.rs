@@ -276,6 +276,7 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
         usage: Default::default(),
         instances: Default::default(),
         credentials: Default::default(),
+        auth_credentials: Default::default(),
         cors: Default::default(),
         cors_max_age_seconds: settings.http.cors_max_age_seconds,
         trusted_proxies: settings

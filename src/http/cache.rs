@@ -1,5 +1,6 @@
-//! Process-local caches for the gateway's hot path: instances (by id and by API
-//! key) and experience-token credentials (by keyed hash).
+//! Process-local caches for the hot paths: instances (by id and by API key),
+//! and genuine credentials by keyed hash (experience tokens for the gateway;
+//! secrets and domain keys for `/v1/auth` and introspection).
 //!
 //! A cached instance is never trusted on its own: the gateway's one store call
 //! per request returns the instance's current epoch, and a mismatch makes the
@@ -8,9 +9,10 @@
 //! So every decision is exact as of the store call; the caches only save the
 //! round trips that would fetch unchanged configuration.
 //!
-//! Cached experience credentials keep only what never changes (id, instance,
-//! experience); whether one is revoked or expiring comes from the same store
-//! call every time.
+//! Cached credentials are used only for what never changes (id, instance,
+//! kind, experience); whether one is revoked, expiring or pending, and a
+//! domain key's domains, come from the store on every use. `/v1/auth` reads
+//! them together with the instance's epoch in one round trip.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -113,6 +115,22 @@ impl InstanceCache {
         Ok(found)
     }
 
+    /// What the cache holds for an API key, without asking the store; the
+    /// caller must check the epoch before trusting it.
+    pub fn cached_by_api_key(&self, api_key: &str) -> Option<CachedInstance> {
+        let id = self
+            .id_by_api_key
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(api_key)
+            .cloned()?;
+        self.by_id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
     pub fn clear(&self) {
         self.by_id
             .write()
@@ -125,7 +143,7 @@ impl InstanceCache {
     }
 }
 
-/// Experience-token credentials by keyed hash (only genuine ones are cached).
+/// Credentials by keyed hash (only genuine ones are cached).
 #[derive(Debug, Default)]
 pub struct CredentialCache {
     by_hash: RwLock<HashMap<String, Arc<CredentialRecord>>>,

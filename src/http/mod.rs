@@ -45,6 +45,8 @@ pub struct AppState {
     pub usage: usage::UsageBuffer,
     pub instances: cache::InstanceCache,
     pub credentials: cache::CredentialCache,
+    /// Secrets and domain keys that `/v1/auth` or introspection accepted.
+    pub auth_credentials: cache::CredentialCache,
     pub revocations: Arc<revocation_view::RevocationView>,
     pub cors: cors::CorsIndex,
     pub cors_max_age_seconds: u64,

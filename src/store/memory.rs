@@ -248,6 +248,23 @@ impl Store for MemoryStore {
             .cloned())
     }
 
+    async fn credential_with_epoch(
+        &self,
+        instance_id: &str,
+        id: &str,
+    ) -> Result<(Option<CredentialRecord>, u64), StoreError> {
+        let inner = self.read();
+        let credential = inner
+            .credentials
+            .get(id)
+            .filter(|c| c.instance_id == instance_id)
+            .cloned();
+        Ok((
+            credential,
+            inner.epochs.get(instance_id).copied().unwrap_or(0),
+        ))
+    }
+
     async fn list_credentials(
         &self,
         instance_id: &str,

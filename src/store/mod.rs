@@ -167,6 +167,13 @@ pub trait Store: Send + Sync + 'static {
         instance_id: &str,
         id: &str,
     ) -> Result<Option<CredentialRecord>, StoreError>;
+    /// The credential and its instance's configuration epoch (0 once the
+    /// instance is gone), read together.
+    async fn credential_with_epoch(
+        &self,
+        instance_id: &str,
+        id: &str,
+    ) -> Result<(Option<CredentialRecord>, u64), StoreError>;
     /// Credentials of one kind, oldest first.
     async fn list_credentials(
         &self,

@@ -635,6 +635,22 @@ impl Store for RedisStore {
         Self::parse_credential(fields)
     }
 
+    /// One round trip: both keys carry the instance's hash tag.
+    async fn credential_with_epoch(
+        &self,
+        instance_id: &str,
+        id: &str,
+    ) -> Result<(Option<CredentialRecord>, u64), StoreError> {
+        let mut conn = self.conn()?;
+        let (fields, epoch): (HashMap<String, String>, Option<u64>) = redis::pipe()
+            .hgetall(self.cred_key(instance_id, id))
+            .get(self.epoch_key(instance_id))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok((Self::parse_credential(fields)?, epoch.unwrap_or(0)))
+    }
+
     async fn list_credentials(
         &self,
         instance_id: &str,

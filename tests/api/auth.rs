@@ -136,6 +136,11 @@ async fn missing_api_key_is_401(backend: Backend) {
 async fn revoked_secret_gets_the_same_401(backend: Backend) {
     let app = spawn_app(backend).await;
     let created = app.create_instance().await;
+    // Accepted once, so that the broker knows it (see `lookup`).
+    let reply = app
+        .auth_with_secret(&created.api_key, &created.secret)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
     let path = format!(
         "/admin/v1/instances/{}/secrets/{}",
         created.id, created.secret_id
@@ -257,6 +262,10 @@ async fn revoked_domain_key_is_refused(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.domain_keys.propagation_seconds = 0).await;
     let created = app.create_instance().await;
     let (id, key, _) = app.add_domain_key(&created.id, &["example.com"]).await;
+    let reply = app
+        .auth_with_domain_key(&created.api_key, &key, Some("https://example.com"))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
     let path = format!("/admin/v1/instances/{}/domain-keys/{id}", created.id);
     let reply = app.admin("DELETE", &path, None).await;
     assert_eq!(reply.body["status"], json!("revoked"));
@@ -270,6 +279,10 @@ async fn changed_domains_apply_at_once(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.domain_keys.propagation_seconds = 0).await;
     let created = app.create_instance().await;
     let (id, key, _) = app.add_domain_key(&created.id, &["example.com"]).await;
+    let reply = app
+        .auth_with_domain_key(&created.api_key, &key, Some("https://example.com"))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
     let path = format!("/admin/v1/instances/{}/domain-keys/{id}", created.id);
     let reply = app
         .admin(
@@ -319,3 +332,60 @@ both_backends!(
     changed_domains_apply_at_once,
     secret_sent_as_domain_key_is_refused,
 );
+
+/// A second process that has accepted a secret and a domain key before (and
+/// so looks them up where they live, with its cached instance) sees every
+/// change made through the first process on its very next exchange.
+#[actix_web::test]
+async fn a_warm_second_process_sees_every_credential_change_at_once() {
+    let a = spawn_app_with(Backend::Redis, |s| s.domain_keys.propagation_seconds = 0).await;
+    let b = a.spawn_peer().await;
+    let created = a.create_instance().await;
+    let (key_id, key, _) = a.add_domain_key(&created.id, &["example.com"]).await;
+    let with_secret = || b.auth_with_secret(&created.api_key, &created.secret);
+    let with_key =
+        |origin: &'static str| b.auth_with_domain_key(&created.api_key, &key, Some(origin));
+    for _ in 0..2 {
+        assert_eq!(with_secret().await.status, 200);
+        assert_eq!(with_key("https://example.com").await.status, 200);
+    }
+    let instance = format!("/admin/v1/instances/{}", created.id);
+
+    // A shortens the token lifetime: B's next token has it.
+    let reply = a
+        .admin("PATCH", &instance, Some(json!({"token_ttl_seconds": 120})))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(with_secret().await.body["expires_in"], json!(120));
+
+    // A moves the domain key to another domain: B refuses the old one.
+    let reply = a
+        .admin(
+            "PATCH",
+            &format!("{instance}/domain-keys/{key_id}"),
+            Some(json!({"domains": ["shop.example.net"]})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    with_key("https://example.com")
+        .await
+        .assert_error(403, "origin_not_allowed");
+    assert_eq!(with_key("https://shop.example.net").await.status, 200);
+
+    // A rotates the secret with no grace: B refuses the old one.
+    let reply = a
+        .admin(
+            "POST",
+            &format!("{instance}/secrets/{}/rotate", created.secret_id),
+            Some(json!({"grace_seconds": 0})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    with_secret().await.assert_error(401, "invalid_credentials");
+
+    // A deletes the instance: B refuses the domain key.
+    assert_eq!(a.admin("DELETE", &instance, None).await.status, 204);
+    with_key("https://shop.example.net")
+        .await
+        .assert_error(401, "invalid_credentials");
+}

@@ -42,6 +42,11 @@ fn token_response(
 
 /// Finds the instance of `api_key` and the live credential `value` of `kind`
 /// belonging to it, or answers the one uniform 401.
+///
+/// A credential accepted before is looked up where it lives, together with its
+/// instance's epoch, in one store round trip: its status and domains are read
+/// fresh every time, and the cached instance is used only while its epoch is
+/// current. Anything else takes the full lookup.
 pub(crate) async fn lookup(
     state: &AppState,
     api_key: &ApiKey,
@@ -49,10 +54,36 @@ pub(crate) async fn lookup(
     kind: CredentialKind,
 ) -> Result<(Instance, CredentialRecord), ApiError> {
     let hash = state.hasher.hash(value);
-    let (instance, credential) = tokio::try_join!(
-        state.store.instance_by_api_key(api_key.expose()),
-        state.store.credential_by_hash(&hash),
-    )?;
+    let known = state.auth_credentials.get(&hash);
+    let was_known = known.is_some();
+    let cached = state.instances.cached_by_api_key(api_key.expose());
+    let (instance, credential) = match (known, cached) {
+        (Some(known), Some(cached)) if known.instance_id == cached.instance.id => {
+            let (credential, epoch) = state
+                .store
+                .credential_with_epoch(&known.instance_id, &known.id)
+                .await?;
+            let instance = if epoch == cached.epoch {
+                Some(cached.instance)
+            } else {
+                state
+                    .instances
+                    .by_id(state.store.as_ref(), &known.instance_id, true)
+                    .await?
+                    .map(|fresh| fresh.instance)
+            };
+            (instance.map(|i| Instance::clone(&i)), credential)
+        }
+        _ => {
+            let (instance, credential) = tokio::try_join!(
+                state
+                    .instances
+                    .by_api_key(state.store.as_ref(), api_key.expose(), true),
+                state.store.credential_by_hash(&hash),
+            )?;
+            (instance.map(|i| Instance::clone(&i.instance)), credential)
+        }
+    };
     let genuine = state
         .hasher
         .verify(value, credential.as_ref().map(|c| &c.hash));
@@ -63,6 +94,9 @@ pub(crate) async fn lookup(
                 && credential.instance_id == instance.id
                 && credential.status(state.now()) != CredentialStatus::Revoked =>
         {
+            if !was_known {
+                state.auth_credentials.insert(credential.clone());
+            }
             Ok((instance, credential))
         }
         _ => Err(ApiError::InvalidCredentials),
