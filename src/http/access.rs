@@ -14,6 +14,8 @@
 //! The first failure answers. A store failure is a 503: the broker fails
 //! closed, it never lets a token through unchecked.
 
+use std::sync::Arc;
+
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest};
@@ -57,7 +59,7 @@ impl Presented {
 /// A request that passed every check.
 #[derive(Debug, Clone)]
 pub struct Access {
-    pub instance: Instance,
+    pub instance: Arc<Instance>,
     pub claims: Claims,
 }
 
@@ -68,8 +70,8 @@ pub async fn authorize(state: &AppState, presented: Presented) -> Result<Access,
 
     let api_key = parse_api_key(presented.api_key.as_deref())?;
     let instance = state
-        .store
-        .instance_by_api_key(api_key.expose())
+        .instances
+        .current_by_api_key(state.store.as_ref(), api_key.expose())
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
     if claims.sub != instance.id {

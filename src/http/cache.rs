@@ -115,6 +115,24 @@ impl InstanceCache {
         Ok(found)
     }
 
+    /// The current instance of an API key: the cached one if the store's
+    /// epoch says it is current (one small read), else read afresh.
+    pub async fn current_by_api_key(
+        &self,
+        store: &dyn Store,
+        api_key: &str,
+    ) -> Result<Option<Arc<Instance>>, StoreError> {
+        if let Some(cached) = self.cached_by_api_key(api_key) {
+            if store.epoch(&cached.instance.id).await? == cached.epoch {
+                return Ok(Some(cached.instance));
+            }
+        }
+        Ok(self
+            .by_api_key(store, api_key, true)
+            .await?
+            .map(|fresh| fresh.instance))
+    }
+
     /// What the cache holds for an API key, without asking the store; the
     /// caller must check the epoch before trusting it.
     pub fn cached_by_api_key(&self, api_key: &str) -> Option<CachedInstance> {

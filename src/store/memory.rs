@@ -157,6 +157,10 @@ impl Store for MemoryStore {
         Ok(self.read().instances.get(id).cloned())
     }
 
+    async fn epoch(&self, id: &str) -> Result<u64, StoreError> {
+        Ok(self.read().epochs.get(id).copied().unwrap_or(0))
+    }
+
     async fn instance_with_epoch(&self, id: &str) -> Result<Option<(Instance, u64)>, StoreError> {
         let inner = self.read();
         Ok(inner

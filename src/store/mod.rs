@@ -151,6 +151,8 @@ pub trait Store: Send + Sync + 'static {
         first_secret: &CredentialRecord,
     ) -> Result<(), StoreError>;
     async fn get_instance(&self, id: &str) -> Result<Option<Instance>, StoreError>;
+    /// The instance's configuration epoch; 0 once it is gone.
+    async fn epoch(&self, id: &str) -> Result<u64, StoreError>;
     /// The instance with its configuration epoch, read together.
     async fn instance_with_epoch(&self, id: &str) -> Result<Option<(Instance, u64)>, StoreError>;
     async fn instance_id_by_api_key(&self, api_key: &str) -> Result<Option<String>, StoreError>;

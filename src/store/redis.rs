@@ -506,6 +506,12 @@ impl Store for RedisStore {
             .transpose()
     }
 
+    async fn epoch(&self, id: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn()?;
+        let epoch: Option<u64> = conn.get(self.epoch_key(id)).await.map_err(unavailable)?;
+        Ok(epoch.unwrap_or(0))
+    }
+
     async fn instance_with_epoch(&self, id: &str) -> Result<Option<(Instance, u64)>, StoreError> {
         let mut conn = self.conn()?;
         let (raw, epoch): (Option<String>, Option<u64>) = redis::cmd("MGET")

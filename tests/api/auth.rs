@@ -389,3 +389,43 @@ async fn a_warm_second_process_sees_every_credential_change_at_once() {
         .await
         .assert_error(401, "invalid_credentials");
 }
+
+/// `/v1/apis` and `/v1/refreshToken` on a second process that has served the
+/// instance before (and so holds it in its cache) answer from its current
+/// configuration after every change made through the first process.
+#[actix_web::test]
+async fn a_warm_second_process_serves_apis_and_refresh_from_current_configuration() {
+    let a = spawn_app(Backend::Redis).await;
+    let b = a.spawn_peer().await;
+    let (created, token) = a.server_token().await;
+    for _ in 0..2 {
+        let reply = b.apis(&created.api_key, &token).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert!(reply.body["apis"]["chat"].is_string(), "{}", reply.text);
+    }
+    let instance = format!("/admin/v1/instances/{}", created.id);
+
+    let reply = a
+        .admin(
+            "PATCH",
+            &instance,
+            Some(json!({
+                "products": {"search": {"upstream": "http://127.0.0.1:9/search"}},
+                "token_ttl_seconds": 120,
+            })),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let reply = b.apis(&created.api_key, &token).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let products: Vec<&String> = reply.body["apis"].as_object().unwrap().keys().collect();
+    assert_eq!(products, ["search"]);
+    let reply = b.refresh(&created.api_key, &token, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.body["expires_in"], json!(120));
+
+    assert_eq!(a.admin("DELETE", &instance, None).await.status, 204);
+    b.apis(&created.api_key, &token)
+        .await
+        .assert_error(401, "invalid_credentials");
+}
