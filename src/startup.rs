@@ -1,7 +1,6 @@
 //! The one place that builds the application: settings in, a bound server out.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -161,7 +160,6 @@ fn spawn_revocation_follower(state: &web::Data<AppState>) {
     let feed = FeedIntoView {
         view: state.revocations.clone(),
         metrics: state.metrics.clone(),
-        up: AtomicBool::new(false),
     };
     let weak = Arc::downgrade(&state.clone().into_inner());
     actix_web::rt::spawn(async move {
@@ -173,9 +171,8 @@ fn spawn_revocation_follower(state: &web::Data<AppState>) {
                 ended = store.follow_revocations(&feed) => ended,
                 () = dropped(&weak) => break,
             };
-            feed.view.lost();
+            let was_up = feed.view.lost();
             let error = ended.err().map(|e| e.to_string()).unwrap_or_default();
-            let was_up = feed.up.swap(false, Ordering::Relaxed);
             if was_up {
                 feed.metrics.revocation_feed_lost();
                 backoff = FEED_RETRY_MIN;
@@ -209,14 +206,12 @@ async fn dropped(weak: &std::sync::Weak<AppState>) {
 struct FeedIntoView {
     view: Arc<RevocationView>,
     metrics: Arc<Metrics>,
-    up: AtomicBool,
 }
 
 impl RevocationFeed for FeedIntoView {
     fn subscribed(&self) {
         self.view.subscribed();
         self.metrics.revocation_feed_up();
-        self.up.store(true, Ordering::Relaxed);
     }
 
     fn changed(&self, instance_id: &str) {

@@ -131,11 +131,12 @@ impl RevocationView {
     }
 
     /// The subscription ended (or never began): nothing remembered counts.
-    pub fn lost(&self) {
+    /// Returns whether it had been live.
+    pub fn lost(&self) -> bool {
         let mut state = self.lock();
-        state.live = false;
         state.generation += 1;
         state.entries.clear();
+        std::mem::replace(&mut state.live, false)
     }
 
     /// Whether the view is trusted right now.
@@ -281,7 +282,8 @@ mod tests {
         let Lookup::Ask(Some(old_ticket)) = view.lookup(&t) else {
             panic!("expected a ticket");
         };
-        view.lost();
+        assert!(view.lost(), "the subscription was live");
+        assert!(!view.lost(), "and is not any more");
         assert_eq!(view.lookup(&t), Lookup::Ask(None));
         // An answer read under the old subscription is not taken afterwards.
         view.subscribed();
