@@ -60,7 +60,7 @@ impl Presented {
 #[derive(Debug, Clone)]
 pub struct Access {
     pub instance: Arc<Instance>,
-    pub claims: Claims,
+    pub claims: Arc<Claims>,
 }
 
 pub async fn authorize(state: &AppState, presented: Presented) -> Result<Access, ApiError> {

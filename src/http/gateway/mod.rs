@@ -56,8 +56,8 @@ const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 /// Who is calling a product.
 #[derive(Debug, Clone)]
 pub enum Subject {
-    Token(Claims),
-    Experience(CredentialRecord),
+    Token(Arc<Claims>),
+    Experience(Arc<CredentialRecord>),
 }
 
 /// Where the caller stands against its per-minute limit.
@@ -411,7 +411,7 @@ async fn identify_experience(
         .ok_or(invalid(TokenError::Invalid))?;
     Ok(Identified {
         instance,
-        subject: Subject::Experience(CredentialRecord::clone(&record)),
+        subject: Subject::Experience(record),
         cached: true,
     })
 }

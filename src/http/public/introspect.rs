@@ -4,6 +4,8 @@
 //! Any token that is not valid *for that instance* right now — bad signature,
 //! expired, revoked, another instance's — is just `{"active": false}`.
 
+use std::sync::Arc;
+
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
@@ -28,7 +30,7 @@ pub struct IntrospectRequest {
 
 /// The instance authenticated by HTTP Basic `api_key:secret`; checked before
 /// the body is read, so an unauthenticated caller learns nothing from it.
-pub struct IntrospectionClient(Instance);
+pub struct IntrospectionClient(Arc<Instance>);
 
 impl FromRequest for IntrospectionClient {
     type Error = ApiError;
@@ -97,7 +99,7 @@ pub async fn introspect(
         "cred": claims.cred,
         "kind": claims.kind,
     });
-    if let Some(org) = claims.org {
+    if let Some(org) = &claims.org {
         body["org"] = json!(org);
     }
     Ok(HttpResponse::Ok()

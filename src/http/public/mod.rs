@@ -7,6 +7,8 @@ pub mod jwks;
 pub mod refresh;
 pub mod revoke;
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::HttpResponse;
 use chrono::{DateTime, Utc};
@@ -52,7 +54,7 @@ pub(crate) async fn lookup(
     api_key: &ApiKey,
     value: &str,
     kind: CredentialKind,
-) -> Result<(Instance, CredentialRecord), ApiError> {
+) -> Result<(Arc<Instance>, CredentialRecord), ApiError> {
     let hash = state.hasher.hash(value);
     let known = state.auth_credentials.get(&hash);
     let was_known = known.is_some();
@@ -72,7 +74,7 @@ pub(crate) async fn lookup(
                     .await?
                     .map(|fresh| fresh.instance)
             };
-            (instance.map(|i| Instance::clone(&i)), credential)
+            (instance, credential)
         }
         _ => {
             let (instance, credential) = tokio::try_join!(
@@ -81,7 +83,7 @@ pub(crate) async fn lookup(
                     .by_api_key(state.store.as_ref(), api_key.expose(), true),
                 state.store.credential_by_hash(&hash),
             )?;
-            (instance.map(|i| Instance::clone(&i.instance)), credential)
+            (instance.map(|i| i.instance), credential)
         }
     };
     let genuine = state
