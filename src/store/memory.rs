@@ -173,15 +173,6 @@ impl Store for MemoryStore {
         Ok(self.read().by_api_key.get(api_key).cloned())
     }
 
-    async fn instance_by_api_key(&self, api_key: &str) -> Result<Option<Instance>, StoreError> {
-        let inner = self.read();
-        Ok(inner
-            .by_api_key
-            .get(api_key)
-            .and_then(|id| inner.instances.get(id))
-            .cloned())
-    }
-
     async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
         let mut all: Vec<Instance> = self.read().instances.values().cloned().collect();
         all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));

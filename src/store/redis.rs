@@ -536,18 +536,6 @@ impl Store for RedisStore {
             .map_err(unavailable)
     }
 
-    async fn instance_by_api_key(&self, api_key: &str) -> Result<Option<Instance>, StoreError> {
-        let mut conn = self.conn()?;
-        let id: Option<String> = conn
-            .get(self.api_key_key(api_key))
-            .await
-            .map_err(unavailable)?;
-        match id {
-            Some(id) => self.get_instance(&id).await,
-            None => Ok(None),
-        }
-    }
-
     async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
         let mut conn = self.conn()?;
         let ids: Vec<String> = conn

@@ -179,3 +179,29 @@ both_backends!(
     browser_tokens_refresh_only_from_their_origin,
     apis_lists_the_products,
 );
+
+/// Revoking a secret writes its status and then lists its tokens as revoked.
+/// Should the second write be lost, refresh still refuses to extend a session
+/// of a revoked credential.
+#[actix_web::test]
+async fn refresh_refuses_a_revoked_credential_even_without_its_revocation_entry() {
+    let app = spawn_app(Backend::Redis).await;
+    let (created, token) = app.server_token().await;
+    let path = format!(
+        "/admin/v1/instances/{}/secrets/{}",
+        created.id, created.secret_id
+    );
+    assert_eq!(app.admin("DELETE", &path, None).await.status, 200);
+    let entry = format!("*:{{{}}}:rev:cred:{}", created.id, created.secret_id);
+    let keys = app.redis().command(&["KEYS", &entry]);
+    let key = keys
+        .lines()
+        .find(|l| l.contains(":rev:cred:"))
+        .unwrap_or_else(|| panic!("no revocation entry for the secret: {keys}"))
+        .to_owned();
+    assert!(app.redis().command(&["DEL", &key]).starts_with(":1"));
+
+    app.refresh(&created.api_key, &token, None)
+        .await
+        .assert_error(401, "credential_revoked");
+}

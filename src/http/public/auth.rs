@@ -136,13 +136,15 @@ pub async fn auth(
                 });
                 state.store.hit(None, &windows).await?;
             }
+            // The lookup has just cached the instance, if there is one: only
+            // its epoch is read again.
             let instance_id = match &identified {
                 Some((instance_id, _)) => Some(instance_id.clone()),
                 None => state
-                    .store
-                    .instance_by_api_key(api_key.expose())
+                    .instances
+                    .current_by_api_key(state.store.as_ref(), api_key.expose())
                     .await?
-                    .map(|i| i.id),
+                    .map(|i| i.id.clone()),
             };
             if let Some(instance_id) = instance_id {
                 let credential_id = identified.as_ref().map_or("unknown", |(_, c)| c.as_str());

@@ -32,20 +32,26 @@ pub async fn refresh(
     if session_ends_at <= now.timestamp() {
         return Err(ApiError::SessionExpired);
     }
-    let credential = state
-        .store
-        .get_credential(&instance.id, &claims.cred)
-        .await?;
+    // Revoking a credential also lists its tokens as revoked; this check
+    // still holds if that second write never happened. Both reads go out
+    // together.
+    let reuse = i64::try_from(state.refresh_reuse_seconds).unwrap_or(0);
+    let (credential, kept) = tokio::try_join!(
+        state.store.get_credential(&instance.id, &claims.cred),
+        async {
+            if reuse > 0 {
+                state.store.successor(&instance.id, &claims.jti).await
+            } else {
+                Ok(None)
+            }
+        },
+    )?;
     let alive = credential.is_some_and(|c| c.status(now) != CredentialStatus::Revoked);
     if !alive {
         return Err(ApiError::CredentialRevoked);
     }
-
-    let reuse = i64::try_from(state.refresh_reuse_seconds).unwrap_or(0);
-    if reuse > 0 {
-        if let Some(kept) = state.store.successor(&instance.id, &claims.jti).await? {
-            return answer_with_kept(&state, instance, claims, &kept).await;
-        }
+    if let Some(kept) = kept {
+        return answer_with_kept(&state, instance, claims, &kept).await;
     }
 
     let ttl = i64::try_from(instance.token_ttl_seconds).unwrap_or(i64::MAX);

@@ -29,8 +29,8 @@ pub async fn revoke(
             cors::allow_origin(&mut response, org);
         }
     }
-    let instance = state.store.instance_by_api_key(api_key.expose()).await?;
-    if instance.is_some_and(|i| i.id == claims.sub) {
+    let instance_id = state.store.instance_id_by_api_key(api_key.expose()).await?;
+    if instance_id.is_some_and(|id| id == claims.sub) {
         let session_end = claims
             .auth_time
             .saturating_add(i64::try_from(state.max_session_seconds).unwrap_or(0));
