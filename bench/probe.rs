@@ -57,37 +57,7 @@ enum Command {
         tokens: usize,
     },
     /// Fixed-rate open-loop load with coordinated-omission correction.
-    Latency {
-        #[arg(long)]
-        url: String,
-        #[arg(long, default_value = "GET")]
-        method: String,
-        /// `Name: value` (repeatable).
-        #[arg(long = "header", value_name = "NAME: VALUE")]
-        headers: Vec<String>,
-        #[arg(long)]
-        body: Option<String>,
-        /// Requests per second.
-        #[arg(long)]
-        rate: f64,
-        /// Measured seconds (after the warm-up).
-        #[arg(long)]
-        duration: f64,
-        /// Seconds at the same rate before measuring.
-        #[arg(long, default_value_t = 1.0)]
-        warmup: f64,
-        /// Connections (and so requests in flight) at most.
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        /// The status every response should have.
-        #[arg(long, default_value_t = 200)]
-        expect: u16,
-        /// Send `Authorization: Bearer <token>` with the tokens of
-        /// BENCH_TOKENS (space-separated) in turn, as `bench/wrk/scenario.lua`
-        /// does, so that the load is spread over several sessions.
-        #[arg(long)]
-        rotate_tokens: bool,
-    },
+    Latency(LatencyPlan),
     /// Revoke tokens through broker A; measure until broker B refuses them.
     Propagation {
         /// Broker A base URL (auth and revocation).
@@ -189,32 +159,7 @@ fn main() {
                 products,
                 tokens,
             } => setup(&base, &upstream, &products, tokens).await,
-            Command::Latency {
-                url,
-                method,
-                headers,
-                body,
-                rate,
-                duration,
-                warmup,
-                connections,
-                expect,
-                rotate_tokens,
-            } => {
-                latency(LatencyPlan {
-                    url,
-                    method,
-                    headers,
-                    body,
-                    rate,
-                    duration,
-                    warmup,
-                    connections,
-                    expect,
-                    rotate_tokens,
-                })
-                .await
-            }
+            Command::Latency(plan) => latency(plan).await,
             Command::Propagation {
                 a,
                 b,
@@ -338,16 +283,36 @@ async fn auth(
 
 // ---------------------------------------------------------------- latency
 
+#[derive(Debug, clap::Args)]
 struct LatencyPlan {
+    #[arg(long)]
     url: String,
+    #[arg(long, default_value = "GET")]
     method: String,
+    /// `Name: value` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
+    #[arg(long)]
     body: Option<String>,
+    /// Requests per second.
+    #[arg(long)]
     rate: f64,
+    /// Measured seconds (after the warm-up).
+    #[arg(long)]
     duration: f64,
+    /// Seconds at the same rate before measuring.
+    #[arg(long, default_value_t = 1.0)]
     warmup: f64,
+    /// Connections (and so requests in flight) at most.
+    #[arg(long, default_value_t = 64)]
     connections: usize,
+    /// The status every response should have.
+    #[arg(long, default_value_t = 200)]
     expect: u16,
+    /// Send `Authorization: Bearer <token>` with the tokens of
+    /// BENCH_TOKENS (space-separated) in turn, as `bench/wrk/scenario.lua`
+    /// does, so that the load is spread over several sessions.
+    #[arg(long)]
     rotate_tokens: bool,
 }
 

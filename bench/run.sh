@@ -439,44 +439,36 @@ fi
 # through A's admin API, then polls B back to back: the delay runs from A's
 # revoke response to B's first 401 token_revoked (an upper bound: it
 # includes that last poll's round trip).
-echo "== revocation_propagation" >&2
 free_port
 port_b=$picked
 start_broker broker-b "$port_b" "$cores"
 base_b="http://127.0.0.1:$port_b"
-if BENCH_API_KEY="$api_key" BENCH_SECRET="$secret" timeout 120 "$probe" propagation \
-  --a "$base_a" --b "$base_b" --instance "$instance" --product propagation \
-  --trials "$trials" >"$tmp/propagation.json"; then
-  r="$tmp/propagation.json"
+
+# propagation SCENARIO VIA: the trials against B's /v1/verify or
+# /v1/introspect; writes $tmp/SCENARIO.json and adds the row.
+propagation() {
+  local scenario=$1 via=$2 r="$tmp/$1.json" note
+  echo "== $scenario" >&2
+  if ! BENCH_API_KEY="$api_key" BENCH_SECRET="$secret" timeout 120 "$probe" propagation \
+    --a "$base_a" --b "$base_b" --instance "$instance" --product propagation \
+    --trials "$trials" --via "$via" >"$r"; then
+    fail "$scenario" "bench-probe propagation --via $via failed"
+    add_row "$scenario" - - - "FAILED (probe)"
+    return 0
+  fi
   if [ "$(field "$r" measured)" -ne "$trials" ] || [ "$(field "$r" failures)" -ne 0 ]; then
-    fail revocation_propagation "$(cat "$r")"
+    fail "$scenario" "$(cat "$r")"
   fi
   note="max $(field "$r" max_ms) ms, $(field "$r" measured)/$trials trials, $(field "$r" refused_at_first_poll) refused at the first poll"
-  case " ${failed[*]} " in *" revocation_propagation "*) note="FAILED, $note" ;; esac
-  add_row revocation_propagation - "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$note"
-else
-  fail revocation_propagation "bench-probe propagation failed"
-  add_row revocation_propagation - - - "FAILED (probe)"
-fi
+  case " ${failed[*]} " in *" $scenario "*) note="FAILED, $note" ;; esac
+  add_row "$scenario" - "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$note"
+}
+propagation revocation_propagation verify
 
 # propagation_introspect: the same trials, polling B's /v1/introspect, which
 # answers from B's local revocation view (kept current by Redis pub/sub)
 # instead of reading Redis: the delay of the feed itself.
-echo "== propagation_introspect" >&2
-if BENCH_API_KEY="$api_key" BENCH_SECRET="$secret" timeout 120 "$probe" propagation \
-  --a "$base_a" --b "$base_b" --instance "$instance" --product propagation \
-  --trials "$trials" --via introspect >"$tmp/propagation-introspect.json"; then
-  r="$tmp/propagation-introspect.json"
-  if [ "$(field "$r" measured)" -ne "$trials" ] || [ "$(field "$r" failures)" -ne 0 ]; then
-    fail propagation_introspect "$(cat "$r")"
-  fi
-  note="max $(field "$r" max_ms) ms, $(field "$r" measured)/$trials trials, $(field "$r" refused_at_first_poll) refused at the first poll"
-  case " ${failed[*]} " in *" propagation_introspect "*) note="FAILED, $note" ;; esac
-  add_row propagation_introspect - "$(field "$r" p50_ms)" "$(field "$r" p99_ms)" "$note"
-else
-  fail propagation_introspect "bench-probe propagation --via introspect failed"
-  add_row propagation_introspect - - - "FAILED (probe)"
-fi
+propagation propagation_introspect introspect
 
 # memory: peak RSS of broker A during a verify run with $seed_count revoked
 # tokens listed. They are revoked through B's admin API (random jti values,
@@ -540,8 +532,8 @@ if [ -n "$json_out" ]; then
     printf '],"extra":{"latency":%s,"latency_hello":%s,"revocation_propagation":%s,"propagation_introspect":%s,"seed":%s},"failed":[' \
       "$(cat "$tmp/latency.json" 2>/dev/null || echo null)" \
       "$(cat "$tmp/latency-hello.json" 2>/dev/null || echo null)" \
-      "$(cat "$tmp/propagation.json" 2>/dev/null || echo null)" \
-      "$(cat "$tmp/propagation-introspect.json" 2>/dev/null || echo null)" \
+      "$(cat "$tmp/revocation_propagation.json" 2>/dev/null || echo null)" \
+      "$(cat "$tmp/propagation_introspect.json" 2>/dev/null || echo null)" \
       "$(cat "$tmp/seed.json" 2>/dev/null || echo null)"
     sep=""
     for s in "${failed[@]}"; do

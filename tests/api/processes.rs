@@ -81,6 +81,23 @@ async fn wait_healthy(base: &str) {
     panic!("keybroker at {base} did not become healthy");
 }
 
+/// `POST /v1/auth` with a secret on a broker process; the 200 body.
+async fn exchange_secret(
+    client: &awc::Client,
+    base: &str,
+    api_key: &str,
+    secret: &str,
+) -> serde_json::Value {
+    let mut reply = client
+        .post(format!("{base}/v1/auth"))
+        .insert_header(("x-inbenta-key", api_key))
+        .send_json(&json!({ "secret": secret }))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "{:?}", reply.body().await);
+    reply.json().await.unwrap()
+}
+
 fn key_file() -> String {
     let dir = temp_dir("key");
     let path = dir.join("signing.pem");
@@ -174,14 +191,7 @@ async fn a_new_process_on_the_same_redis_keeps_every_credential() {
     drop(first);
 
     let second = start(&env).await;
-    let mut reply = client
-        .post(format!("{}/v1/auth", second.base))
-        .insert_header(("x-inbenta-key", api_key.as_str()))
-        .send_json(&json!({"secret": secret}))
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 200);
-    let body: serde_json::Value = reply.json().await.unwrap();
+    let body = exchange_secret(&client, &second.base, &api_key, &secret).await;
     assert_eq!(
         body["apis"]["search"],
         json!(format!("{}/prod/search", second.base))
@@ -248,14 +258,7 @@ async fn the_demo_works_end_to_end() {
     wait_healthy(&broker.base).await;
 
     let client = awc::Client::default();
-    let mut reply = client
-        .post(format!("{}/v1/auth", broker.base))
-        .insert_header(("x-inbenta-key", api_key.as_str()))
-        .send_json(&json!({"secret": secret}))
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 200);
-    let body: serde_json::Value = reply.json().await.unwrap();
+    let body = exchange_secret(&client, &broker.base, &api_key, &secret).await;
     assert_eq!(body["expires_in"], json!(1200));
     assert!(body["apis"].as_object().is_some_and(|a| !a.is_empty()));
     let token = body["accessToken"].as_str().unwrap().to_owned();
