@@ -781,7 +781,30 @@ async fn usage_and_audit_follow_traffic(backend: Backend) {
         .assert_error(400, "invalid_query");
 }
 
+/// Deleting an experience revokes its token. An experience created again under
+/// the same slug has a new token, and the old one (which the gateway has seen
+/// and cached) stays dead.
+async fn a_recreated_experience_does_not_revive_the_old_token(backend: Backend) {
+    let s = setup(spawn_app(backend).await).await;
+    let body = json!({"slug": "kb", "kind": "search"});
+    let (_, old) = s.experience(body.clone()).await;
+    assert_eq!(s.get("/prod/kb/v1/search", &old).await.status, 200);
+    assert_eq!(
+        s.app.admin("DELETE", &s.path("/kb"), None).await.status,
+        204
+    );
+    let (_, new) = s.experience(body).await;
+
+    let before = s.upstream.hits();
+    s.get("/prod/kb/v1/search", &old)
+        .await
+        .assert_error(401, "token_revoked");
+    assert_eq!(s.upstream.hits(), before, "the upstream was reached");
+    assert_eq!(s.get("/prod/kb/v1/search", &new).await.status, 200);
+}
+
 both_backends!(
+    a_recreated_experience_does_not_revive_the_old_token,
     experience_token_works_on_its_experience_only,
     masked_everywhere_after_creation,
     regenerate_without_grace_kills_the_old_token_at_once,
@@ -794,6 +817,27 @@ both_backends!(
     brute_force_on_auth_is_limited,
     usage_and_audit_follow_traffic,
 );
+
+/// Experience-token records go only with their instance, and then the
+/// instance refuses first. Should a record be missing anyway, its token is
+/// refused, not taken for one that was never revoked.
+#[actix_web::test]
+async fn an_experience_token_without_its_record_is_refused() {
+    let s = setup(spawn_app(Backend::Redis).await).await;
+    let (body, token) = s.experience(json!({"slug": "kb", "kind": "search"})).await;
+    assert_eq!(s.get("/prod/kb/v1/search", &token).await.status, 200);
+    s.app.redis().delete_the_key_matching(&format!(
+        "*:{{{}}}:cred:{}",
+        s.created.id,
+        body["token"]["id"].as_str().unwrap()
+    ));
+
+    let before = s.upstream.hits();
+    s.get("/prod/kb/v1/search", &token)
+        .await
+        .assert_error(401, "invalid_token");
+    assert_eq!(s.upstream.hits(), before, "the upstream was reached");
+}
 
 /// Limit 5/min, two broker processes on one Redis: the 6th request in the
 /// minute is refused whichever process gets it; another IP has its own count.

@@ -133,6 +133,22 @@ impl RedisServer {
         );
     }
 
+    /// Deletes the one key matching `pattern` (a test standing in for a write
+    /// that never happened); panics unless exactly one matches.
+    pub fn delete_the_key_matching(&self, pattern: &str) {
+        let keys = self.command(&["KEYS", pattern]);
+        let found: Vec<&str> = keys
+            .lines()
+            .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+            .collect();
+        assert_eq!(found.len(), 1, "keys matching {pattern}: {keys}");
+        assert!(
+            self.command(&["DEL", found[0]]).starts_with(":1"),
+            "could not delete {}",
+            found[0]
+        );
+    }
+
     /// Runs a command with a raw RESP client and returns the reply as text.
     pub fn command(&self, args: &[&str]) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("redis connect");
