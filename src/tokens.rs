@@ -420,6 +420,27 @@ mod tests {
         assert_eq!(verified.exp - verified.iat, 1200);
     }
 
+    /// A browser token is only ever valid from its origin: one without an
+    /// `org` claim (or a server token with one) is refused, even when signed
+    /// with the broker's key.
+    #[test]
+    fn kind_and_origin_must_agree() {
+        let svc = service();
+        let now = Utc::now();
+        let browser_without_origin = TokenRequest {
+            kind: TokenKind::Browser,
+            ..request()
+        };
+        let server_with_origin = TokenRequest {
+            origin: Some("https://example.com".into()),
+            ..request()
+        };
+        for bad in [browser_without_origin, server_with_origin] {
+            let (token, _) = svc.issue(bad, now).unwrap();
+            assert_eq!(svc.verify(&token, now), Err(TokenError::Invalid));
+        }
+    }
+
     #[test]
     fn signing_the_same_claims_gives_the_same_token() {
         let svc = service();
