@@ -11,11 +11,10 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Duration;
 use serde_json::json;
 
+use crate::app::AppState;
 use crate::config::{Sensitive, Settings};
 use crate::domain::instance::Product;
 use crate::error::ApiError;
-use crate::http::admin::{domain_keys, instances};
-use crate::http::AppState;
 use crate::tokens::generate_pkcs8_pem;
 
 /// The Origin the demo domain key is valid from (a typical local front end).
@@ -110,20 +109,21 @@ pub async fn seed(state: &AppState, echo_base: &str) -> Result<DemoInstance, Api
         .into_iter()
         .map(|slug| (slug.to_owned(), Product::new(format!("{echo_base}/{slug}"))))
         .collect();
-    let (instance, secret, _) = instances::provision_instance(
-        state,
-        "Demo".into(),
-        products,
-        state.default_token_ttl_seconds,
-    )
-    .await?;
+    let (instance, secret, _) = state
+        .provision_instance(
+            "Demo".into(),
+            products,
+            state.sessions.default_token_ttl_seconds,
+        )
+        .await?;
     let domains = vec![
         "localhost".to_owned(),
         "localhost:3000".to_owned(),
         "127.0.0.1".to_owned(),
     ];
-    let (domain_key, _) =
-        domain_keys::issue_domain_key(state, &instance.id, domains, Duration::zero()).await?;
+    let (domain_key, _) = state
+        .issue_domain_key(&instance.id, domains, Duration::zero())
+        .await?;
     Ok(DemoInstance {
         instance_id: instance.id,
         api_key: instance.api_key,

@@ -11,16 +11,100 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Map, Value};
 
+use crate::domain::path::DotSegment;
+use crate::domain::settings::{DomainsError, SettingError};
 use crate::store::StoreError;
 use crate::tokens::TokenError;
 
+/// Declares [`Reason`]: every machine-readable reason with its HTTP status.
+macro_rules! reasons {
+    ($( $variant:ident => ($status:ident, $text:literal) ),* $(,)?) => {
+        /// The `reason` of an error body. One reason, one status: this is the
+        /// table the documentation (`docs/errors.md`, `openapi.yaml`) is
+        /// held to by a test.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason { $( $variant, )* }
+
+        impl Reason {
+            pub const ALL: &'static [Reason] = &[ $( Reason::$variant, )* ];
+
+            pub fn status(self) -> StatusCode {
+                match self { $( Reason::$variant => StatusCode::$status, )* }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self { $( Reason::$variant => $text, )* }
+            }
+        }
+    };
+}
+
+reasons! {
+    MissingCredential => (BAD_REQUEST, "missing_credential"),
+    ConflictingCredentials => (BAD_REQUEST, "conflicting_credentials"),
+    InvalidJson => (BAD_REQUEST, "invalid_json"),
+    InvalidForm => (BAD_REQUEST, "invalid_form"),
+    InvalidBody => (BAD_REQUEST, "invalid_body"),
+    InvalidRequest => (BAD_REQUEST, "invalid_request"),
+    InvalidQuery => (BAD_REQUEST, "invalid_query"),
+    InvalidDomain => (BAD_REQUEST, "invalid_domain"),
+    InvalidPath => (BAD_REQUEST, "invalid_path"),
+    MissingOriginalUri => (BAD_REQUEST, "missing_original_uri"),
+    MissingApiKey => (UNAUTHORIZED, "missing_api_key"),
+    InvalidCredentials => (UNAUTHORIZED, "invalid_credentials"),
+    MissingToken => (UNAUTHORIZED, "missing_token"),
+    InvalidToken => (UNAUTHORIZED, "invalid_token"),
+    TokenExpired => (UNAUTHORIZED, "token_expired"),
+    TokenNotYetValid => (UNAUTHORIZED, "token_not_yet_valid"),
+    TokenRevoked => (UNAUTHORIZED, "token_revoked"),
+    SessionExpired => (UNAUTHORIZED, "session_expired"),
+    CredentialRevoked => (UNAUTHORIZED, "credential_revoked"),
+    AdminAuthRequired => (UNAUTHORIZED, "admin_auth_required"),
+    InvalidAdminToken => (UNAUTHORIZED, "invalid_admin_token"),
+    SecretFromBrowser => (FORBIDDEN, "secret_from_browser"),
+    OriginNotAllowed => (FORBIDDEN, "origin_not_allowed"),
+    DomainKeyPending => (FORBIDDEN, "domain_key_pending"),
+    InstanceMismatch => (FORBIDDEN, "instance_mismatch"),
+    ExperienceMismatch => (FORBIDDEN, "experience_mismatch"),
+    OperationNotAllowed => (FORBIDDEN, "operation_not_allowed"),
+    AdminTokenRequired => (FORBIDDEN, "admin_token_required"),
+    NotFound => (NOT_FOUND, "not_found"),
+    UnknownProduct => (NOT_FOUND, "unknown_product"),
+    RouteNotFound => (NOT_FOUND, "route_not_found"),
+    MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed"),
+    AlreadyExists => (CONFLICT, "already_exists"),
+    AlreadyRevoked => (CONFLICT, "already_revoked"),
+    PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large"),
+    UnsupportedMediaType => (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+    RateLimited => (TOO_MANY_REQUESTS, "rate_limited"),
+    TooManyFailures => (TOO_MANY_REQUESTS, "too_many_failures"),
+    InternalError => (INTERNAL_SERVER_ERROR, "internal_error"),
+    UpstreamUnavailable => (BAD_GATEWAY, "upstream_unavailable"),
+    StoreUnavailable => (SERVICE_UNAVAILABLE, "store_unavailable"),
+    UpstreamTimeout => (GATEWAY_TIMEOUT, "upstream_timeout"),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{message}")]
-    BadRequest {
-        reason: &'static str,
-        message: String,
-    },
+    #[error("the body must contain a secret or a domain_key")]
+    MissingCredential,
+    #[error("{0}")]
+    ConflictingCredentials(&'static str),
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("the form body is not valid: {0}")]
+    InvalidForm(String),
+    #[error("the request body could not be read")]
+    InvalidBody,
+    /// An admin field out of range.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the query string is not valid: {0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    InvalidDomain(String),
+    #[error("X-Original-URI (or X-Forwarded-Uri) must name the product: /prod/{{product}}/… or /{{product}}/…")]
+    MissingOriginalUri,
     #[error("the request body is larger than the {limit} bytes allowed")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported content type; send {supported}")]
@@ -84,6 +168,8 @@ pub enum ApiError {
     NotFound { what: &'static str },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    AlreadyRevoked(&'static str),
     #[error("no route matches this path")]
     RouteNotFound,
     #[error("method not allowed on this route")]
@@ -95,57 +181,63 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest {
-            reason,
-            message: message.into(),
-        }
-    }
-
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         ApiError::Internal(Box::new(e))
     }
 
-    /// The table: every variant's status and machine-readable reason.
-    pub fn parts(&self) -> (StatusCode, &'static str) {
+    /// Which reason of the table this error answers with.
+    pub fn reason(&self) -> Reason {
         use ApiError::*;
         match self {
-            BadRequest { reason, .. } => (StatusCode::BAD_REQUEST, reason),
-            PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            UnsupportedMediaType { .. } => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
-            MissingApiKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
-            InvalidCredentials | InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
-            InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
-            TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
-            TokenNotYetValid => (StatusCode::UNAUTHORIZED, "token_not_yet_valid"),
-            TokenRevoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
-            UnknownProduct(_) => (StatusCode::NOT_FOUND, "unknown_product"),
-            InvalidPath => (StatusCode::BAD_REQUEST, "invalid_path"),
-            ExperienceMismatch => (StatusCode::FORBIDDEN, "experience_mismatch"),
-            OperationNotAllowed(_) => (StatusCode::FORBIDDEN, "operation_not_allowed"),
-            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            TooManyFailures { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_failures"),
-            UpstreamUnavailable => (StatusCode::BAD_GATEWAY, "upstream_unavailable"),
-            UpstreamTimeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-            InstanceMismatch => (StatusCode::FORBIDDEN, "instance_mismatch"),
-            CredentialRevoked => (StatusCode::UNAUTHORIZED, "credential_revoked"),
-            SessionExpired => (StatusCode::UNAUTHORIZED, "session_expired"),
-            SecretFromBrowser => (StatusCode::FORBIDDEN, "secret_from_browser"),
-            OriginNotAllowed => (StatusCode::FORBIDDEN, "origin_not_allowed"),
-            DomainKeyPending { .. } => (StatusCode::FORBIDDEN, "domain_key_pending"),
-            AdminAuthRequired => (StatusCode::UNAUTHORIZED, "admin_auth_required"),
-            InvalidAdminToken => (StatusCode::UNAUTHORIZED, "invalid_admin_token"),
-            AdminForbidden => (StatusCode::FORBIDDEN, "admin_token_required"),
-            NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
-            Conflict(_) => (StatusCode::CONFLICT, "already_exists"),
-            RouteNotFound => (StatusCode::NOT_FOUND, "route_not_found"),
-            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            StoreUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            MissingCredential => Reason::MissingCredential,
+            ConflictingCredentials(_) => Reason::ConflictingCredentials,
+            InvalidJson(_) => Reason::InvalidJson,
+            InvalidForm(_) => Reason::InvalidForm,
+            InvalidBody => Reason::InvalidBody,
+            InvalidRequest(_) => Reason::InvalidRequest,
+            InvalidQuery(_) => Reason::InvalidQuery,
+            InvalidDomain(_) => Reason::InvalidDomain,
+            MissingOriginalUri => Reason::MissingOriginalUri,
+            PayloadTooLarge { .. } => Reason::PayloadTooLarge,
+            UnsupportedMediaType { .. } => Reason::UnsupportedMediaType,
+            MissingApiKey => Reason::MissingApiKey,
+            InvalidCredentials | InvalidClient => Reason::InvalidCredentials,
+            MissingToken => Reason::MissingToken,
+            InvalidToken(_) => Reason::InvalidToken,
+            TokenExpired => Reason::TokenExpired,
+            TokenNotYetValid => Reason::TokenNotYetValid,
+            TokenRevoked => Reason::TokenRevoked,
+            UnknownProduct(_) => Reason::UnknownProduct,
+            InvalidPath => Reason::InvalidPath,
+            ExperienceMismatch => Reason::ExperienceMismatch,
+            OperationNotAllowed(_) => Reason::OperationNotAllowed,
+            RateLimited { .. } => Reason::RateLimited,
+            TooManyFailures { .. } => Reason::TooManyFailures,
+            UpstreamUnavailable => Reason::UpstreamUnavailable,
+            UpstreamTimeout => Reason::UpstreamTimeout,
+            InstanceMismatch => Reason::InstanceMismatch,
+            CredentialRevoked => Reason::CredentialRevoked,
+            SessionExpired => Reason::SessionExpired,
+            SecretFromBrowser => Reason::SecretFromBrowser,
+            OriginNotAllowed => Reason::OriginNotAllowed,
+            DomainKeyPending { .. } => Reason::DomainKeyPending,
+            AdminAuthRequired => Reason::AdminAuthRequired,
+            InvalidAdminToken => Reason::InvalidAdminToken,
+            AdminForbidden => Reason::AdminTokenRequired,
+            NotFound { .. } => Reason::NotFound,
+            Conflict(_) => Reason::AlreadyExists,
+            AlreadyRevoked(_) => Reason::AlreadyRevoked,
+            RouteNotFound => Reason::RouteNotFound,
+            MethodNotAllowed => Reason::MethodNotAllowed,
+            StoreUnavailable => Reason::StoreUnavailable,
+            Internal(_) => Reason::InternalError,
         }
+    }
+
+    /// The status and reason this error answers with.
+    pub fn parts(&self) -> (StatusCode, &'static str) {
+        let reason = self.reason();
+        (reason.status(), reason.as_str())
     }
 
     fn extra_fields(&self, body: &mut Map<String, Value>) {
@@ -176,6 +268,24 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable(_) => ApiError::StoreUnavailable,
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<SettingError> for ApiError {
+    fn from(e: SettingError) -> Self {
+        ApiError::InvalidRequest(e.to_string())
+    }
+}
+
+impl From<DomainsError> for ApiError {
+    fn from(e: DomainsError) -> Self {
+        ApiError::InvalidDomain(e.to_string())
+    }
+}
+
+impl From<DotSegment> for ApiError {
+    fn from(_: DotSegment) -> Self {
+        ApiError::InvalidPath
     }
 }
 
@@ -247,5 +357,19 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, "1"));
         }
         response.json(json!({ "error": Value::Object(inner) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_is_named_once() {
+        let mut names: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        names.sort_unstable();
+        let count = names.len();
+        names.dedup();
+        assert_eq!(names.len(), count);
     }
 }

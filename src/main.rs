@@ -79,7 +79,7 @@ async fn serve(config: Option<PathBuf>, demo_mode: bool) -> Result<(), String> {
         let seeded = demo::seed(app.state(), &echo_base)
             .await
             .map_err(|e| format!("cannot seed the demo instance: {e}"))?;
-        let base = &app.state().public_base_url;
+        let base = &app.state().web.public_base_url;
         let banner = demo::banner(&seeded, base, store, &admin_token, &generated);
         // A closed stdout (`| head`) must not take the server down with it.
         let _ = writeln!(std::io::stdout().lock(), "{banner}");

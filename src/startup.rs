@@ -8,14 +8,16 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
+use crate::app::revocation_view::RevocationView;
+use crate::app::state::{AuthLimits, DomainKeySettings, SessionSettings, WebSettings};
+use crate::app::{AdminToken, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::domain::credential::CredentialHasher;
 use crate::error::ApiError;
+use crate::http;
 use crate::http::cors;
 use crate::http::gateway::proxy::Upstream;
-use crate::http::revocation_view::RevocationView;
-use crate::http::{self, AdminToken, AppState};
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -79,13 +81,10 @@ impl Application {
             App::new()
                 .app_data(server_state.clone())
                 .app_data(web::Data::new(Upstream::new(upstream_timeout)))
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    ApiError::bad_request(
-                        "invalid_query",
-                        format!("the query string is not valid: {e}"),
-                    )
-                    .into()
-                }))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
+                )
                 .wrap(from_fn(cors::preflight))
                 .wrap(from_fn(telemetry::request_id))
                 .configure(http::configure)
@@ -261,27 +260,33 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
         hasher,
         clock,
         metrics: Arc::default(),
-        revocations: Arc::default(),
-        public_base_url: settings.public_base_url(),
-        propagation_seconds: settings.domain_keys.propagation_seconds,
-        default_token_ttl_seconds: settings.tokens.ttl_seconds,
-        max_session_seconds: settings.tokens.max_session_seconds,
-        refresh_reuse_seconds: settings.tokens.refresh_reuse_seconds,
-        leeway_seconds: settings.tokens.leeway_seconds,
         usage: Default::default(),
-        instances: Default::default(),
-        credentials: Default::default(),
-        auth_credentials: Default::default(),
-        cors: Default::default(),
-        cors_max_age_seconds: settings.http.cors_max_age_seconds,
-        trusted_proxies: settings
-            .http
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect(),
-        auth_failures_per_ip_per_minute: settings.limits.auth_failures_per_ip_per_minute,
-        auth_failures_per_key_per_minute: settings.limits.auth_failures_per_key_per_minute,
-        max_body_bytes: settings.http.max_body_bytes,
+        caches: Default::default(),
+        revocations: Arc::default(),
+        origins: Default::default(),
+        sessions: SessionSettings {
+            default_token_ttl_seconds: settings.tokens.ttl_seconds,
+            max_session_seconds: settings.tokens.max_session_seconds,
+            refresh_reuse_seconds: settings.tokens.refresh_reuse_seconds,
+            leeway_seconds: settings.tokens.leeway_seconds,
+        },
+        web: WebSettings {
+            public_base_url: settings.public_base_url(),
+            max_body_bytes: settings.http.max_body_bytes,
+            cors_max_age_seconds: settings.http.cors_max_age_seconds,
+            trusted_proxies: settings
+                .http
+                .trusted_proxies
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
+        },
+        auth_limits: AuthLimits {
+            failures_per_ip_per_minute: settings.limits.auth_failures_per_ip_per_minute,
+            failures_per_key_per_minute: settings.limits.auth_failures_per_key_per_minute,
+        },
+        domain_keys: DomainKeySettings {
+            propagation_seconds: settings.domain_keys.propagation_seconds,
+        },
     })
 }

@@ -11,7 +11,7 @@ use actix_web::{web, Error};
 use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
-use crate::http::AppState;
+use crate::app::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

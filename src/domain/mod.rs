@@ -6,3 +6,7 @@ pub mod experience;
 pub mod instance;
 pub mod network;
 pub mod origin;
+pub mod path;
+pub mod revocation;
+pub mod settings;
+pub mod window;

@@ -11,13 +11,7 @@
 //! so that a page can read why it was refused. The preflight is a courtesy to
 //! browsers, never the security boundary.
 //!
-//! The index is rebuilt from the store at most every [`INDEX_TTL`]; an admin
-//! change made through this process invalidates it at once, one made through
-//! another process shows within the TTL.
-
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+//! The index itself is [`OriginIndex`](crate::app::origin_index::OriginIndex).
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -26,111 +20,14 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpResponse, HttpResponseBuilder, ResponseError};
 
-use super::gateway::split_gateway_path;
-use super::AppState;
-use crate::domain::credential::CredentialKind;
-use crate::domain::origin::{DomainPattern, Origin, OriginPattern};
+use crate::app::AppState;
+use crate::domain::origin::Origin;
 use crate::error::ApiError;
-use crate::store::{Store, StoreError};
 
-pub const INDEX_TTL: Duration = Duration::from_secs(10);
 pub const ALLOWED_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 pub const ALLOWED_HEADERS: &str =
     "authorization, content-type, x-inbenta-key, x-access-token, x-request-id";
 pub const EXPOSED_HEADERS: &str = "ratelimit-limit, ratelimit-remaining, ratelimit-reset, retry-after, deprecation, sunset, x-request-id";
-
-#[derive(Debug, Default)]
-struct Snapshot {
-    domain_keys: Vec<DomainPattern>,
-    /// Per product slug: `None` when some experience of that slug allows
-    /// every origin.
-    experiences: HashMap<String, Option<Vec<OriginPattern>>>,
-    /// Per product slug: domains of the domain keys of instances having it.
-    product_domains: HashMap<String, Vec<DomainPattern>>,
-}
-
-impl Snapshot {
-    async fn build(store: &dyn Store) -> Result<Self, StoreError> {
-        let mut snapshot = Snapshot::default();
-        for instance in store.list_instances().await? {
-            let mut domains = Vec::new();
-            for key in store
-                .list_credentials(&instance.id, CredentialKind::DomainKey)
-                .await?
-            {
-                if key.revoked_at.is_none() {
-                    domains.extend(key.domains.iter().filter_map(|d| d.parse().ok()));
-                }
-            }
-            for (slug, product) in &instance.products {
-                let entry = snapshot
-                    .experiences
-                    .entry(slug.clone())
-                    .or_insert_with(|| Some(Vec::new()));
-                if product.allowed_origins.is_empty() {
-                    *entry = None;
-                } else if let Some(list) = entry {
-                    list.extend(
-                        product
-                            .allowed_origins
-                            .iter()
-                            .filter_map(|o| o.parse().ok()),
-                    );
-                }
-                snapshot
-                    .product_domains
-                    .entry(slug.clone())
-                    .or_default()
-                    .extend(domains.iter().cloned());
-            }
-            snapshot.domain_keys.extend(domains);
-        }
-        Ok(snapshot)
-    }
-
-    fn allows(&self, path: &str, origin: &Origin) -> bool {
-        if path.starts_with("/v1/") {
-            return self.domain_keys.iter().any(|d| d.matches(origin));
-        }
-        let Some((slug, _)) = split_gateway_path(path) else {
-            return false;
-        };
-        let by_experience = match self.experiences.get(slug) {
-            Some(None) => true,
-            Some(Some(list)) => list.iter().any(|p| p.matches(origin)),
-            None => false,
-        };
-        by_experience
-            || self
-                .product_domains
-                .get(slug)
-                .is_some_and(|list| list.iter().any(|d| d.matches(origin)))
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct CorsIndex {
-    cached: RwLock<Option<(Instant, Arc<Snapshot>)>>,
-}
-
-impl CorsIndex {
-    /// Forgets the snapshot; the next preflight rebuilds it.
-    pub fn invalidate(&self) {
-        *self.cached.write().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    async fn snapshot(&self, store: &dyn Store) -> Result<Arc<Snapshot>, StoreError> {
-        if let Some((built, snapshot)) = &*self.cached.read().unwrap_or_else(|e| e.into_inner()) {
-            if built.elapsed() < INDEX_TTL {
-                return Ok(snapshot.clone());
-            }
-        }
-        let snapshot = Arc::new(Snapshot::build(store).await?);
-        *self.cached.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((Instant::now(), snapshot.clone()));
-        Ok(snapshot)
-    }
-}
 
 /// Adds `Access-Control-Allow-Origin` for an origin the credential allowed
 /// (and `Vary: Origin` beside any `Vary` already there).
@@ -203,11 +100,11 @@ async fn readable_error<B>(state: Option<web::Data<AppState>>, response: &mut Se
     else {
         return;
     };
-    let allowed = match state.cors.snapshot(state.store.as_ref()).await {
-        Ok(snapshot) => snapshot.allows(path, &origin),
-        Err(_) => false,
-    };
-    if allowed {
+    let allowed = state
+        .origins
+        .allows(state.store.as_ref(), path, &origin)
+        .await;
+    if allowed.unwrap_or(false) {
         let origin = origin.to_string();
         allow_origin_on(response.response_mut(), &origin);
     }
@@ -226,12 +123,14 @@ async fn answer(req: &ServiceRequest) -> HttpResponse {
     let Some(origin) = origin else {
         return ApiError::OriginNotAllowed.error_response();
     };
-    let snapshot = match state.cors.snapshot(state.store.as_ref()).await {
-        Ok(snapshot) => snapshot,
+    match state
+        .origins
+        .allows(state.store.as_ref(), req.path(), &origin)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return ApiError::OriginNotAllowed.error_response(),
         Err(e) => return ApiError::from(e).error_response(),
-    };
-    if !snapshot.allows(req.path(), &origin) {
-        return ApiError::OriginNotAllowed.error_response();
     }
     let origin = origin.to_string();
     let mut response = HttpResponse::NoContent();
@@ -241,7 +140,7 @@ async fn answer(req: &ServiceRequest) -> HttpResponse {
         .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, ALLOWED_HEADERS))
         .insert_header((
             header::ACCESS_CONTROL_MAX_AGE,
-            state.cors_max_age_seconds.to_string(),
+            state.web.cors_max_age_seconds.to_string(),
         ))
         .insert_header((
             header::VARY,

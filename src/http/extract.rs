@@ -7,9 +7,9 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::{ready, LocalBoxFuture, Ready};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 
-use super::AppState;
+use crate::app::access::parse_api_key;
+use crate::app::AppState;
 use crate::domain::credential::ApiKey;
 use crate::error::ApiError;
 
@@ -18,15 +18,6 @@ pub fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal(std::io::Error::other("application state is missing")))
-}
-
-/// The `x-inbenta-key` value, parsed: missing is `missing_api_key`; malformed
-/// is refused like an unknown key, before any store lookup.
-pub fn parse_api_key(raw: Option<&str>) -> Result<ApiKey, ApiError> {
-    raw.ok_or(ApiError::MissingApiKey)?
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::InvalidCredentials)
 }
 
 /// The `x-inbenta-key` header, parsed. A malformed key is refused like an
@@ -88,7 +79,7 @@ pub fn client_ip(req: &HttpRequest, state: &AppState) -> std::net::IpAddr {
         .filter_map(|v| v.to_str().ok())
         .collect();
     let forwarded = (!lines.is_empty()).then(|| lines.join(","));
-    crate::domain::network::client_ip(peer, forwarded.as_deref(), &state.trusted_proxies)
+    crate::domain::network::client_ip(peer, forwarded.as_deref(), &state.web.trusted_proxies)
 }
 
 impl FromRequest for ClientIp {
@@ -169,7 +160,7 @@ fn read_body<T: DeserializeOwned + 'static>(
     accept: Accept,
 ) -> LocalBoxFuture<'static, Result<T, ApiError>> {
     let limit = match app_state(req) {
-        Ok(state) => state.max_body_bytes,
+        Ok(state) => state.web.max_body_bytes,
         Err(e) => return Box::pin(ready(Err(e))),
     };
     let content_type = req
@@ -195,9 +186,7 @@ fn read_body<T: DeserializeOwned + 'static>(
         }
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|_| {
-                ApiError::bad_request("invalid_body", "the request body could not be read")
-            })?;
+            let chunk = chunk.map_err(|_| ApiError::InvalidBody)?;
             if body.len() + chunk.len() > limit {
                 return Err(ApiError::PayloadTooLarge { limit });
             }
@@ -211,12 +200,8 @@ fn read_body<T: DeserializeOwned + 'static>(
         match content_type.as_deref() {
             Some(ct) if is_json(ct) => parse_json(&body),
             Some(FORM) if matches!(accept, Accept::JsonOrForm) => {
-                serde_urlencoded::from_bytes(&body).map_err(|e| {
-                    ApiError::bad_request(
-                        "invalid_form",
-                        format!("the form body is not valid: {e}"),
-                    )
-                })
+                serde_urlencoded::from_bytes(&body)
+                    .map_err(|e| ApiError::InvalidForm(e.to_string()))
             }
             // An empty body with no content type is an empty object.
             None if body.iter().all(u8::is_ascii_whitespace) => parse_json(b"{}"),
@@ -231,7 +216,7 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => format!("the JSON body has a wrong field: {e}"),
             _ => format!("the body is not valid JSON: {e}"),
         };
-        ApiError::bad_request("invalid_json", message)
+        ApiError::InvalidJson(message)
     })
 }
 
@@ -253,13 +238,4 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonOrForm<T> {
         let body = read_body::<T>(req, payload, Accept::JsonOrForm);
         Box::pin(async move { body.await.map(JsonOrForm) })
     }
-}
-
-/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`).
-pub fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }

@@ -3,137 +3,15 @@
 
 pub mod access;
 pub mod admin;
-pub mod audit;
-pub mod cache;
 pub mod cors;
 pub mod extract;
 pub mod gateway;
 pub mod ops;
 pub mod public;
-pub mod revocation_view;
-pub mod usage;
-
-use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
 
-use crate::clock::Clock;
-use crate::domain::credential::{CredentialHash, CredentialHasher};
-use crate::domain::instance::MAX_TOKEN_TTL_SECONDS;
-use crate::domain::network::Cidr;
 use crate::error::ApiError;
-use crate::metrics::Metrics;
-use crate::store::{Revocation, Store, StoreError};
-use crate::tokens::TokenService;
-
-/// Everything a handler may use, built once in `startup`.
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub tokens: TokenService,
-    pub hasher: CredentialHasher,
-    pub admin: AdminToken,
-    pub clock: Arc<dyn Clock>,
-    pub metrics: Arc<Metrics>,
-    pub public_base_url: String,
-    pub propagation_seconds: u64,
-    pub default_token_ttl_seconds: u64,
-    pub max_session_seconds: u64,
-    pub refresh_reuse_seconds: u64,
-    pub leeway_seconds: u64,
-    pub max_body_bytes: usize,
-    pub usage: usage::UsageBuffer,
-    pub instances: cache::InstanceCache,
-    pub credentials: cache::CredentialCache,
-    /// Secrets and domain keys that `/v1/auth` or introspection accepted.
-    pub auth_credentials: cache::CredentialCache,
-    pub revocations: Arc<revocation_view::RevocationView>,
-    pub cors: cors::CorsIndex,
-    pub cors_max_age_seconds: u64,
-    pub trusted_proxies: Vec<Cidr>,
-    pub auth_failures_per_ip_per_minute: u64,
-    pub auth_failures_per_key_per_minute: u64,
-}
-
-impl AppState {
-    pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
-    }
-
-    /// The `apis` map: each product's gateway URL on this broker.
-    pub fn apis<'a>(
-        &self,
-        products: impl Iterator<Item = &'a String>,
-    ) -> serde_json::Map<String, serde_json::Value> {
-        products
-            .map(|slug| {
-                (
-                    slug.clone(),
-                    serde_json::Value::String(format!("{}/prod/{slug}", self.public_base_url)),
-                )
-            })
-            .collect()
-    }
-}
-
-impl AppState {
-    /// Records a revocation for as long as a token it names could still be
-    /// alive: until `keep_until` (unix seconds) plus the leeway.
-    pub async fn revoke(
-        &self,
-        instance_id: &str,
-        revocation: Revocation<'_>,
-        keep_until: i64,
-    ) -> Result<(), StoreError> {
-        let leeway = i64::try_from(self.leeway_seconds).unwrap_or(0);
-        let ttl = keep_until + leeway - self.now().timestamp();
-        self.store.revoke(instance_id, revocation, ttl.max(1)).await
-    }
-
-    /// When the last token issued at or before `at` (unix seconds) expires.
-    pub fn last_expiry_of_tokens_issued_by(&self, at: i64) -> i64 {
-        at + i64::try_from(MAX_TOKEN_TTL_SECONDS).unwrap_or(0)
-    }
-
-    /// Kills every token `credential_id` minted, from `at` on.
-    pub async fn revoke_credential_tokens(
-        &self,
-        instance_id: &str,
-        credential_id: &str,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let before = at.timestamp();
-        self.revoke(
-            instance_id,
-            Revocation::Credential {
-                id: credential_id,
-                before,
-            },
-            self.last_expiry_of_tokens_issued_by(before),
-        )
-        .await
-    }
-}
-
-/// The configured admin token, kept only as an HMAC tag so that checking it is a
-/// constant-time comparison of equal-length tags.
-pub struct AdminToken {
-    hasher: CredentialHasher,
-    tag: CredentialHash,
-}
-
-impl AdminToken {
-    pub fn new(hasher: &CredentialHasher, token: &str) -> Self {
-        AdminToken {
-            hasher: hasher.clone(),
-            tag: hasher.hash(token),
-        }
-    }
-
-    pub fn verify(&self, presented: &str) -> bool {
-        self.hasher.verify(presented, Some(&self.tag))
-    }
-}
 
 /// Registers each path with its methods, answers other methods with a JSON 405,
 /// and lists every (method, path) in [`ROUTES`] so that a test can hold

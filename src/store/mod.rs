@@ -14,6 +14,7 @@
 //! when the longest-lived token issued before it has expired. Nothing grows
 //! forever.
 
+pub mod counters;
 pub mod memory;
 pub mod redis;
 
@@ -23,28 +24,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
 
-/// What the revocation lists say about one token; one store round trip.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Revocations {
-    pub jti: bool,
-    pub sid: bool,
-    /// Tokens of this credential issued at or before this unix second are dead
-    /// once it has passed (a rotation grace puts it in the future).
-    pub credential_before: Option<i64>,
-    /// Tokens of this instance issued at or before this unix second are dead.
-    pub instance_before: Option<i64>,
-}
-
-impl Revocations {
-    pub fn revokes(&self, issued_at: i64, now: i64) -> bool {
-        self.jti
-            || self.sid
-            || self
-                .credential_before
-                .is_some_and(|t| t <= now && issued_at <= t)
-            || self.instance_before.is_some_and(|t| issued_at <= t)
-    }
-}
+pub use crate::domain::revocation::Revocations;
 
 /// A revocation to record, and until when (unix seconds) it must be kept.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,131 +1,18 @@
-//! Experiences (SPEC §1, §7): an instance's products with their settings and
-//! their static experience tokens (Interakt style). A token is shown once, at
-//! creation or regeneration; regenerating with `grace_seconds: 0` (the default)
-//! kills the old token at once, a grace keeps both working until it ends.
+//! Experiences (SPEC §1, §7) over HTTP: create (token shown once), list, get,
+//! update, delete, regenerate the token (see `app/experiences.rs`).
 
 use actix_web::{web, HttpResponse};
-use chrono::Duration;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::secrets::MAX_GRACE_SECONDS;
-use super::{flush_usage, load_instance, CredentialView};
-use crate::domain::credential::{CredentialKind, ExperienceToken};
-use crate::domain::experience::{valid_operation, ExperienceKind};
-use crate::domain::instance::{
-    valid_slug, valid_upstream, CredentialRecord, CredentialStatus, Instance, Product,
-};
-use crate::domain::origin::OriginPattern;
+use super::CredentialView;
+use crate::app::audit::AuditEntry;
+use crate::app::experiences::product_of;
+use crate::app::AppState;
+use crate::domain::instance::Product;
+use crate::domain::settings::{ExperienceSettings, Grace};
 use crate::error::ApiError;
-use crate::http::audit::AuditEntry;
-use crate::http::extract::{present, AdminAuth, JsonBody};
-use crate::http::AppState;
-
-const MAX_ORIGINS: usize = 100;
-const MAX_RATE_LIMIT: u32 = 1_000_000;
-
-/// Settings of an experience as the admin API takes them. Everything but the
-/// upstream is optional; `None` keeps the current value (or the default).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExperienceSettings {
-    upstream: Option<String>,
-    kind: Option<ExperienceKind>,
-    allowed_origins: Option<Vec<String>>,
-    rate_limit_per_minute: Option<u32>,
-    /// `null` removes the cap.
-    #[serde(default, deserialize_with = "present")]
-    daily_cap: Option<Option<u32>>,
-    /// `null` returns to the kind's defaults.
-    #[serde(default, deserialize_with = "present")]
-    operations: Option<Option<Vec<String>>>,
-}
-
-fn invalid(message: String) -> ApiError {
-    ApiError::bad_request("invalid_request", message)
-}
-
-impl ExperienceSettings {
-    pub fn upstream_only(upstream: String) -> Self {
-        ExperienceSettings {
-            upstream: Some(upstream),
-            kind: None,
-            allowed_origins: None,
-            rate_limit_per_minute: None,
-            daily_cap: None,
-            operations: None,
-        }
-    }
-
-    /// Applies these settings over `base` (or over the defaults), validating
-    /// each; nothing is written until all of them are valid.
-    pub fn apply(self, slug: &str, base: Option<&Product>) -> Result<Product, ApiError> {
-        if !valid_slug(slug) {
-            return Err(invalid(format!(
-                "slug {slug:?} must be 1 to 64 characters of a-z, 0-9, - and _"
-            )));
-        }
-        let upstream = match (self.upstream, base) {
-            (Some(u), _) => u,
-            (None, Some(b)) => b.upstream.clone(),
-            (None, None) => return Err(invalid(format!("experience {slug:?} needs an upstream"))),
-        };
-        if !valid_upstream(&upstream) {
-            return Err(invalid(format!(
-                "upstream of {slug:?} must be an absolute http(s) URL without credentials"
-            )));
-        }
-        let mut product = base
-            .cloned()
-            .unwrap_or_else(|| Product::new(upstream.clone()));
-        product.upstream = upstream;
-        if let Some(kind) = self.kind {
-            product.kind = kind;
-        }
-        if let Some(origins) = self.allowed_origins {
-            if origins.len() > MAX_ORIGINS {
-                return Err(invalid(format!(
-                    "allowed_origins lists at most {MAX_ORIGINS} entries"
-                )));
-            }
-            product.allowed_origins = origins
-                .iter()
-                .map(|o| {
-                    o.parse::<OriginPattern>()
-                        .map(|p| p.to_string())
-                        .map_err(|e| invalid(format!("allowed origin {o:?} is not valid: {e}")))
-                })
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(limit) = self.rate_limit_per_minute {
-            if !(1..=MAX_RATE_LIMIT).contains(&limit) {
-                return Err(invalid(format!(
-                    "rate_limit_per_minute must be between 1 and {MAX_RATE_LIMIT}"
-                )));
-            }
-            product.rate_limit_per_minute = limit;
-        }
-        if let Some(cap) = self.daily_cap {
-            if cap == Some(0) {
-                return Err(invalid(
-                    "daily_cap must be at least 1, or null for none".into(),
-                ));
-            }
-            product.daily_cap = cap;
-        }
-        if let Some(operations) = self.operations {
-            if let Some(ops) = &operations {
-                if ops.is_empty() || ops.iter().any(|o| !valid_operation(o)) {
-                    return Err(invalid(
-                        "operations must be a non-empty list of a-z, 0-9, - and _ names, or null for the kind's defaults".into(),
-                    ));
-                }
-            }
-            product.operations = operations;
-        }
-        Ok(product)
-    }
-}
+use crate::http::extract::{AdminAuth, JsonBody};
 
 /// The experience view of a product (SPEC §7 shape).
 pub fn experience_view(slug: &str, product: &Product, token: Option<Value>) -> Value {
@@ -159,49 +46,6 @@ async fn token_view(
         .map_err(ApiError::internal)
 }
 
-/// Generates an experience token for `slug` and stores it (not yet linked).
-pub async fn issue_experience_token(
-    state: &AppState,
-    instance_id: &str,
-    slug: &str,
-) -> Result<(ExperienceToken, CredentialRecord), ApiError> {
-    let token = ExperienceToken::generate();
-    let mut record = CredentialRecord::new(
-        instance_id,
-        CredentialKind::ExperienceToken,
-        state.hasher.hash(token.expose()),
-        token.masked(),
-        state.now(),
-    );
-    record.experience = Some(slug.to_owned());
-    state.store.insert_credential(&record).await?;
-    Ok((token, record))
-}
-
-/// Revokes every live experience token of `slug` (when it is deleted).
-pub async fn revoke_experience_tokens(
-    state: &AppState,
-    instance_id: &str,
-    slug: &str,
-) -> Result<(), ApiError> {
-    let now = state.now();
-    for record in state
-        .store
-        .list_credentials(instance_id, CredentialKind::ExperienceToken)
-        .await?
-    {
-        if record.experience.as_deref() == Some(slug)
-            && record.status(now) != CredentialStatus::Revoked
-        {
-            state
-                .store
-                .revoke_credential(instance_id, &record.id, now)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
 fn curl_example(state: &AppState, slug: &str, product: &Product, token: &str) -> String {
     let operation = product
         .allowed_operations()
@@ -209,22 +53,8 @@ fn curl_example(state: &AppState, slug: &str, product: &Product, token: &str) ->
         .unwrap_or_else(|| "search".to_owned());
     format!(
         "curl -s '{}/prod/{slug}/v1/{operation}' -H 'X-Access-Token: {token}'",
-        state.public_base_url
+        state.web.public_base_url
     )
-}
-
-async fn save(state: &AppState, instance: &Instance) -> Result<(), ApiError> {
-    if !state.store.update_instance(instance).await? {
-        return Err(ApiError::NotFound { what: "instance" });
-    }
-    Ok(())
-}
-
-fn load_product<'a>(instance: &'a Instance, slug: &str) -> Result<&'a Product, ApiError> {
-    instance
-        .products
-        .get(slug)
-        .ok_or(ApiError::NotFound { what: "experience" })
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,29 +72,21 @@ pub async fn create(
     path: web::Path<String>,
     JsonBody(body): JsonBody<CreateExperience>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut product = body.settings.apply(&body.slug, None)?;
-    let mut instance = load_instance(&state, &path).await?;
-    if instance.products.contains_key(&body.slug) {
-        return Err(ApiError::Conflict(format!(
-            "experience {:?} already exists; PATCH it instead",
-            body.slug
-        )));
-    }
-    let (token, record) = issue_experience_token(&state, &instance.id, &body.slug).await?;
-    product.token_id = Some(record.id.clone());
-    instance.products.insert(body.slug.clone(), product.clone());
-    save(&state, &instance).await?;
+    let issued = state
+        .create_experience(&path, &body.slug, body.settings)
+        .await?;
+    let (product, token, record) = (&issued.product, &issued.token, &issued.record);
     state
         .admin_changed(
-            &instance.id,
+            &record.instance_id,
             AuditEntry::admin("experience.create").target(&body.slug),
         )
         .await;
     let now = state.now();
-    let token_json = serde_json::to_value(CredentialView::created(&record, token.expose(), now))
+    let token_json = serde_json::to_value(CredentialView::created(record, token.expose(), now))
         .map_err(ApiError::internal)?;
-    let mut view = experience_view(&body.slug, &product, Some(token_json));
-    view["curl"] = json!(curl_example(&state, &body.slug, &product, token.expose()));
+    let mut view = experience_view(&body.slug, product, Some(token_json));
+    view["curl"] = json!(curl_example(&state, &body.slug, product, token.expose()));
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(view))
@@ -276,8 +98,8 @@ pub async fn list(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    flush_usage(&state).await?;
-    let instance = load_instance(&state, &path).await?;
+    state.usage.flush(state.store.as_ref()).await?;
+    let instance = state.load_instance(&path).await?;
     let mut experiences = Vec::new();
     for (slug, product) in &instance.products {
         let token = token_view(&state, &instance.id, product).await?;
@@ -292,10 +114,10 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    flush_usage(&state).await?;
+    state.usage.flush(state.store.as_ref()).await?;
     let (instance_id, slug) = path.into_inner();
-    let instance = load_instance(&state, &instance_id).await?;
-    let product = load_product(&instance, &slug)?;
+    let instance = state.load_instance(&instance_id).await?;
+    let product = product_of(&instance, &slug)?;
     let token = token_view(&state, &instance.id, product).await?;
     Ok(HttpResponse::Ok().json(experience_view(&slug, product, token)))
 }
@@ -308,17 +130,14 @@ pub async fn update(
     JsonBody(body): JsonBody<ExperienceSettings>,
 ) -> Result<HttpResponse, ApiError> {
     let (instance_id, slug) = path.into_inner();
-    let mut instance = load_instance(&state, &instance_id).await?;
-    let product = body.apply(&slug, Some(load_product(&instance, &slug)?))?;
-    instance.products.insert(slug.clone(), product.clone());
-    save(&state, &instance).await?;
+    let product = state.update_experience(&instance_id, &slug, body).await?;
     state
         .admin_changed(
-            &instance.id,
+            &instance_id,
             AuditEntry::admin("experience.update").target(&slug),
         )
         .await;
-    let token = token_view(&state, &instance.id, &product).await?;
+    let token = token_view(&state, &instance_id, &product).await?;
     Ok(HttpResponse::Ok().json(experience_view(&slug, &product, token)))
 }
 
@@ -329,14 +148,10 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (instance_id, slug) = path.into_inner();
-    let mut instance = load_instance(&state, &instance_id).await?;
-    load_product(&instance, &slug)?;
-    instance.products.remove(&slug);
-    save(&state, &instance).await?;
-    revoke_experience_tokens(&state, &instance.id, &slug).await?;
+    state.delete_experience(&instance_id, &slug).await?;
     state
         .admin_changed(
-            &instance.id,
+            &instance_id,
             AuditEntry::admin("experience.delete").target(&slug),
         )
         .await;
@@ -357,45 +172,33 @@ pub async fn regenerate_token(
     path: web::Path<(String, String)>,
     JsonBody(body): JsonBody<Regenerate>,
 ) -> Result<HttpResponse, ApiError> {
-    if body.grace_seconds > MAX_GRACE_SECONDS {
-        return Err(invalid(format!(
-            "grace_seconds must be at most {MAX_GRACE_SECONDS}"
-        )));
-    }
+    let grace = Grace::parse(body.grace_seconds)?;
     let (instance_id, slug) = path.into_inner();
-    let mut instance = load_instance(&state, &instance_id).await?;
-    let mut product = load_product(&instance, &slug)?.clone();
+    let issued = state
+        .regenerate_experience_token(&instance_id, &slug, grace)
+        .await?;
     let now = state.now();
-    let (token, record) = issue_experience_token(&state, &instance.id, &slug).await?;
-    let previous = product.token_id.replace(record.id.clone());
-    instance.products.insert(slug.clone(), product.clone());
-    save(&state, &instance).await?;
-
-    let grace = Duration::seconds(i64::try_from(body.grace_seconds).unwrap_or(0));
-    let mut previous_view = Value::Null;
-    if let Some(old_id) = previous {
-        if let Some(old) = state
-            .store
-            .expire_credential(&instance.id, &old_id, now + grace)
-            .await?
-        {
-            previous_view =
-                serde_json::to_value(CredentialView::new(&old, now)).map_err(ApiError::internal)?;
-        }
-    }
+    let previous_view = issued
+        .previous
+        .as_ref()
+        .map(|old| serde_json::to_value(CredentialView::new(old, now)))
+        .transpose()
+        .map_err(ApiError::internal)?
+        .unwrap_or(Value::Null);
     state
         .admin_changed(
-            &instance.id,
+            &instance_id,
             AuditEntry::admin("experience.regenerate_token")
                 .target(&slug)
-                .detail(json!({ "grace_seconds": body.grace_seconds })),
+                .detail(json!({ "grace_seconds": grace.seconds() })),
         )
         .await;
-    let token_json = serde_json::to_value(CredentialView::created(&record, token.expose(), now))
+    let (product, token) = (&issued.product, issued.token.expose());
+    let token_json = serde_json::to_value(CredentialView::created(&issued.record, token, now))
         .map_err(ApiError::internal)?;
-    let mut view = experience_view(&slug, &product, Some(token_json));
+    let mut view = experience_view(&slug, product, Some(token_json));
     view["previous_token"] = previous_view;
-    view["curl"] = json!(curl_example(&state, &slug, &product, token.expose()));
+    view["curl"] = json!(curl_example(&state, &slug, product, token));
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(view))

@@ -13,11 +13,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::AppState;
+use crate::app::AppState;
 use crate::domain::credential::CredentialKind;
 use crate::domain::instance::{CredentialRecord, CredentialStatus, Instance, Product};
 use crate::error::ApiError;
-use crate::http::audit::AuditEntry;
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -113,84 +112,16 @@ impl CredentialView {
     }
 }
 
-async fn load_instance(state: &AppState, id: &str) -> Result<Instance, ApiError> {
-    state
-        .store
-        .get_instance(id)
-        .await?
-        .ok_or(ApiError::NotFound { what: "instance" })
-}
-
-/// Writes buffered usage first, so that the `last_used_at` shown is current.
-async fn flush_usage(state: &AppState) -> Result<(), ApiError> {
-    state.usage.flush(state.store.as_ref()).await?;
-    Ok(())
-}
-
-/// A stored credential of one kind, or 404 naming it.
-async fn load_credential(
-    state: &AppState,
-    instance_id: &str,
-    id: &str,
-    kind: CredentialKind,
-) -> Result<CredentialRecord, ApiError> {
-    state
-        .store
-        .get_credential(instance_id, id)
-        .await?
-        .filter(|c| c.kind == kind)
-        .ok_or(ApiError::NotFound {
-            what: kind_name(kind),
-        })
-}
-
-fn kind_name(kind: CredentialKind) -> &'static str {
-    match kind {
-        CredentialKind::ApiKey => "API key",
-        CredentialKind::Secret => "secret",
-        CredentialKind::DomainKey => "domain key",
-        CredentialKind::ExperienceToken => "experience token",
-    }
-}
-
 /// The masked views of an instance's credentials of one kind.
 async fn list_views(
     state: &AppState,
     instance_id: &str,
     kind: CredentialKind,
 ) -> Result<Vec<CredentialView>, ApiError> {
-    flush_usage(state).await?;
-    let instance = load_instance(state, instance_id).await?;
+    let records = state.list_credentials(instance_id, kind).await?;
     let now = state.now();
-    Ok(state
-        .store
-        .list_credentials(&instance.id, kind)
-        .await?
+    Ok(records
         .iter()
         .map(|r| CredentialView::new(r, now))
         .collect())
-}
-
-/// Revokes a secret or domain key at once, and every token it minted with it.
-async fn revoke_with_tokens(
-    state: &AppState,
-    instance_id: &str,
-    id: &str,
-    kind: CredentialKind,
-    action: &str,
-) -> Result<CredentialView, ApiError> {
-    load_credential(state, instance_id, id, kind).await?;
-    let now = state.now();
-    let record = state
-        .store
-        .revoke_credential(instance_id, id, now)
-        .await?
-        .ok_or(ApiError::NotFound {
-            what: kind_name(kind),
-        })?;
-    state.revoke_credential_tokens(instance_id, id, now).await?;
-    state
-        .admin_changed(instance_id, AuditEntry::admin(action).credential(id))
-        .await;
-    Ok(CredentialView::new(&record, now))
 }

@@ -5,11 +5,11 @@ use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{flush_usage, load_instance, rfc3339};
+use super::rfc3339;
+use crate::app::usage::{AUTH_FAILED, AUTH_OK, LAST_USED_AT, RATE_LIMITED, REQUESTS};
+use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::extract::AdminAuth;
-use crate::http::usage::{AUTH_FAILED, AUTH_OK, LAST_USED_AT, RATE_LIMITED, REQUESTS};
-use crate::http::AppState;
 
 #[tracing::instrument(skip_all, fields(instance = %path))]
 pub async fn usage(
@@ -17,8 +17,8 @@ pub async fn usage(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance = load_instance(&state, &path).await?;
-    flush_usage(&state).await?;
+    let instance = state.load_instance(&path).await?;
+    state.usage.flush(state.store.as_ref()).await?;
     let usage = state.store.usage(&instance.id).await?;
     let credentials: Vec<Value> = usage
         .iter()
@@ -58,7 +58,7 @@ pub async fn audit(
     path: web::Path<String>,
     page: web::Query<Page>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance = load_instance(&state, &path).await?;
+    let instance = state.load_instance(&path).await?;
     let limit = page.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let (raw, total) = state.store.audit(&instance.id, page.offset, limit).await?;
     let entries: Vec<Value> = raw

@@ -5,11 +5,12 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{load_instance, rfc3339};
+use super::rfc3339;
+use crate::app::audit::AuditEntry;
+use crate::app::AppState;
+use crate::domain::settings::present;
 use crate::error::ApiError;
-use crate::http::audit::AuditEntry;
-use crate::http::extract::{present, AdminAuth, JsonBody};
-use crate::http::AppState;
+use crate::http::extract::{AdminAuth, JsonBody};
 use crate::store::Revocation;
 
 #[derive(Debug, Deserialize)]
@@ -38,26 +39,24 @@ pub async fn revoke_tokens(
     path: web::Path<String>,
     JsonBody(body): JsonBody<RevokeTokens>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance = load_instance(&state, &path).await?;
+    let instance = state.load_instance(&path).await?;
     let now = state.now();
     let at = now.timestamp();
     // The longest a named token or session could still live.
     let token_lifetime_end = state.last_expiry_of_tokens_issued_by(at);
-    let session_end = at + i64::try_from(state.max_session_seconds).unwrap_or(0);
+    let session_end = at + i64::try_from(state.sessions.max_session_seconds).unwrap_or(0);
     let (jti, sid) = match (body.jti, body.sid) {
         (Some(None), _) | (_, Some(None)) => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "jti and sid cannot be null; send {} to revoke every token of the instance",
+            return Err(ApiError::InvalidRequest(
+                "jti and sid cannot be null; send {} to revoke every token of the instance".into(),
             ))
         }
         (jti, sid) => (jti.flatten(), sid.flatten()),
     };
     let (scope, revocation, keep_until) = match (&jti, &sid) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "send jti or sid, not both (or {} for every token of the instance)",
+            return Err(ApiError::InvalidRequest(
+                "send jti or sid, not both (or {} for every token of the instance)".into(),
             ))
         }
         (Some(jti), None) if valid_id(jti) => {
@@ -70,9 +69,8 @@ pub async fn revoke_tokens(
             token_lifetime_end,
         ),
         _ => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "jti and sid are 1 to 128 characters of letters, digits, - and _",
+            return Err(ApiError::InvalidRequest(
+                "jti and sid are 1 to 128 characters of letters, digits, - and _".into(),
             ))
         }
     };

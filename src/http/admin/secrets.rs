@@ -1,19 +1,17 @@
+//! Secrets of an instance: add (shown once), list masked, revoke, rotate with
+//! a grace.
+
 use actix_web::{web, HttpResponse};
-use chrono::Duration;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{list_views, load_credential, load_instance, revoke_with_tokens, CredentialView};
-use crate::domain::credential::{CredentialKind, Secret};
-use crate::domain::instance::{CredentialRecord, CredentialStatus};
+use super::{list_views, CredentialView};
+use crate::app::audit::AuditEntry;
+use crate::app::AppState;
+use crate::domain::credential::CredentialKind;
+use crate::domain::settings::Grace;
 use crate::error::ApiError;
-use crate::http::audit::AuditEntry;
 use crate::http::extract::{AdminAuth, JsonBody};
-use crate::http::AppState;
-
-/// Longest rotation grace: long enough for a slow deploy, short enough that a
-/// forgotten rotation does not leave an old secret alive for good.
-pub const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,30 +20,14 @@ pub struct Rotate {
     grace_seconds: u64,
 }
 
-async fn issue_secret(
-    state: &AppState,
-    instance_id: &str,
-) -> Result<(Secret, CredentialRecord), ApiError> {
-    let secret = Secret::generate();
-    let record = CredentialRecord::new(
-        instance_id,
-        CredentialKind::Secret,
-        state.hasher.hash(secret.expose()),
-        secret.masked(),
-        state.now(),
-    );
-    state.store.insert_credential(&record).await?;
-    Ok((secret, record))
-}
-
 #[tracing::instrument(skip_all, fields(instance = %path))]
 pub async fn create(
     _: AdminAuth,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance = load_instance(&state, &path).await?;
-    let (secret, record) = issue_secret(&state, &instance.id).await?;
+    let instance = state.load_instance(&path).await?;
+    let (secret, record) = state.issue_secret(&instance.id).await?;
     state
         .admin_changed(
             &instance.id,
@@ -79,15 +61,16 @@ pub async fn revoke(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (instance_id, id) = path.into_inner();
-    let view = revoke_with_tokens(
-        &state,
-        &instance_id,
-        &id,
-        CredentialKind::Secret,
-        "secret.revoke",
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(view))
+    let record = state
+        .revoke_with_tokens(&instance_id, &id, CredentialKind::Secret)
+        .await?;
+    state
+        .admin_changed(
+            &instance_id,
+            AuditEntry::admin("secret.revoke").credential(&id),
+        )
+        .await;
+    Ok(HttpResponse::Ok().json(CredentialView::new(&record, state.now())))
 }
 
 /// Issues a new secret; the old one and its tokens keep working for
@@ -99,39 +82,18 @@ pub async fn rotate(
     path: web::Path<(String, String)>,
     JsonBody(body): JsonBody<Rotate>,
 ) -> Result<HttpResponse, ApiError> {
-    if body.grace_seconds > MAX_GRACE_SECONDS {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            format!("grace_seconds must be at most {MAX_GRACE_SECONDS}"),
-        ));
-    }
+    let grace = Grace::parse(body.grace_seconds)?;
     let (instance_id, id) = path.into_inner();
-    let old = load_credential(&state, &instance_id, &id, CredentialKind::Secret).await?;
-    let now = state.now();
-    if old.status(now) == CredentialStatus::Revoked {
-        return Err(ApiError::bad_request(
-            "credential_revoked",
-            "a revoked secret cannot be rotated; create a new one",
-        ));
-    }
-    let (secret, record) = issue_secret(&state, &instance_id).await?;
-    let grace = Duration::seconds(i64::try_from(body.grace_seconds).unwrap_or(0));
-    let old = state
-        .store
-        .expire_credential(&instance_id, &id, now + grace)
-        .await?
-        .ok_or(ApiError::NotFound { what: "secret" })?;
-    state
-        .revoke_credential_tokens(&instance_id, &id, now + grace)
-        .await?;
+    let (secret, record, old) = state.rotate_secret(&instance_id, &id, grace).await?;
     state
         .admin_changed(
             &instance_id,
             AuditEntry::admin("secret.rotate")
                 .credential(&id)
-                .detail(json!({ "grace_seconds": body.grace_seconds, "new": record.id })),
+                .detail(json!({ "grace_seconds": grace.seconds(), "new": record.id })),
         )
         .await;
+    let now = state.now();
     let mut view = serde_json::to_value(CredentialView::created(&record, secret.expose(), now))
         .map_err(ApiError::internal)?;
     view["previous"] =

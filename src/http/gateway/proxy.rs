@@ -14,7 +14,9 @@ use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
 
-use super::{error_for, split_gateway_path, ProductAccess, IDENTITY_HEADERS};
+use super::{decorate, error_for, identity, IDENTITY_HEADERS};
+use crate::app::gateway::ProductAccess;
+use crate::domain::path::split_gateway_path;
 use crate::error::ApiError;
 
 /// The upstream HTTP client of one worker (awc clients are per thread).
@@ -110,7 +112,7 @@ async fn proxy(
         }
         request = request.append_header((name.clone(), value.clone()));
     }
-    for (name, value) in access.identity() {
+    for (name, value) in identity(access) {
         request = request.insert_header((name, value));
     }
     debug_assert!(IDENTITY_HEADERS
@@ -152,6 +154,6 @@ async fn proxy(
             response.append_header((name.clone(), value.clone()));
         }
     }
-    access.decorate(&mut response);
+    decorate(access, &mut response);
     Ok(response.streaming(upstream_response))
 }

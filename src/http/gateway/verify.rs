@@ -1,7 +1,8 @@
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::ProductAccess;
+use super::{decorate, identity};
+use crate::app::gateway::ProductAccess;
 
 /// `GET /v1/verify`: 200 with the identity headers when the request described by
 /// `X-Original-URI` (and `X-Original-Method`) may pass; otherwise the gateway's
@@ -16,10 +17,10 @@ pub async fn verify(access: ProductAccess, req: HttpRequest) -> HttpResponse {
         tracing::Span::current().record("method", m.as_str());
     }
     let mut response = HttpResponse::Ok();
-    for (name, value) in access.identity() {
+    for (name, value) in identity(&access) {
         response.insert_header((name, value));
     }
-    access.decorate(&mut response);
+    decorate(&access, &mut response);
     response.json(json!({
         "instance": access.instance.id,
         "product": access.product,

@@ -3,7 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use super::AppState;
+use crate::app::AppState;
 use crate::error::ApiError;
 
 /// The process is up.

@@ -1,8 +1,9 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::app::AppState;
 use crate::http::access::AccessToken;
-use crate::http::{cors, AppState};
+use crate::http::cors;
 
 /// `GET /v1/apis`: the products of the token's instance and their URLs.
 #[tracing::instrument(skip_all)]

@@ -2,7 +2,8 @@
 //! themselves. The caller authenticates as the instance with HTTP Basic
 //! `api_key:secret`; the body is `token=<jwt>` (form) or `{"token": "<jwt>"}`.
 //! Any token that is not valid *for that instance* right now — bad signature,
-//! expired, revoked, another instance's — is just `{"active": false}`.
+//! expired, revoked, another instance's — is just `{"active": false}`
+//! (`AppState::introspect`).
 
 use std::sync::Arc;
 
@@ -15,13 +16,11 @@ use futures_util::future::LocalBoxFuture;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::lookup;
+use crate::app::AppState;
 use crate::domain::credential::{ApiKey, CredentialKind, Secret};
 use crate::domain::instance::Instance;
 use crate::error::ApiError;
-use crate::http::access::check_revocations;
 use crate::http::extract::{app_state, JsonOrForm};
-use crate::http::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct IntrospectRequest {
@@ -42,7 +41,10 @@ impl FromRequest for IntrospectionClient {
         Box::pin(async move {
             let state = state?;
             let (api_key, secret) = credentials.ok_or(ApiError::InvalidClient)?;
-            match lookup(&state, &api_key, secret.expose(), CredentialKind::Secret).await {
+            match state
+                .authenticate(&api_key, secret.expose(), CredentialKind::Secret)
+                .await
+            {
                 Ok((instance, _)) => Ok(IntrospectionClient(instance)),
                 Err(ApiError::InvalidCredentials) => Err(ApiError::InvalidClient),
                 Err(other) => Err(other),
@@ -73,17 +75,9 @@ pub async fn introspect(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({ "active": false }))
     };
-    let Ok(claims) = state.tokens.verify(&body.token, state.now()) else {
+    let Some(claims) = state.introspect(&instance, &body.token).await? else {
         return Ok(inactive());
     };
-    if claims.sub != instance.id {
-        return Ok(inactive());
-    }
-    match check_revocations(&state, &claims).await {
-        Ok(()) => {}
-        Err(ApiError::TokenRevoked) => return Ok(inactive()),
-        Err(other) => return Err(other),
-    }
     let mut body = json!({
         "active": true,
         "token_type": "Bearer",

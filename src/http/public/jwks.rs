@@ -1,7 +1,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-use crate::http::AppState;
+use crate::app::AppState;
 
 /// `GET /.well-known/jwks.json`: every key that may have signed a live token.
 #[tracing::instrument(skip_all)]

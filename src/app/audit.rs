@@ -84,7 +84,7 @@ impl AppState {
     /// Records an admin change: audits it and drops the caches derived from
     /// instances and credentials (the CORS preflight index).
     pub async fn admin_changed(&self, instance_id: &str, entry: AuditEntry) {
-        self.cors.invalidate();
+        self.origins.invalidate();
         self.audit(instance_id, entry).await;
     }
 
