@@ -1,0 +1,80 @@
+//! The gateway check: on the product hot path, one script call
+//! (`scripts/gateway_check.lua`) reads the instance epoch and the caller's
+//! revocation state and counts its rate-limit windows.
+
+use chrono::{TimeZone, Utc};
+
+use super::{unavailable, RedisStore};
+use crate::store::{Caller, GatewayCheck, GatewayState, Revocation, Revocations, StoreError};
+
+pub(super) async fn check(
+    store: &RedisStore,
+    check: GatewayCheck<'_>,
+) -> Result<GatewayState, StoreError> {
+    let id = check.instance_id;
+    let mut invocation = store.scripts.gateway_check.prepare_invoke();
+    invocation.key(store.epoch_key(id));
+    match check.caller {
+        Caller::Token {
+            jti,
+            sid,
+            credential_id,
+        } => {
+            invocation
+                .key(store.revocation_key(id, &Revocation::Token { jti }))
+                .key(store.revocation_key(id, &Revocation::Session { sid }))
+                .key(store.revocation_key(
+                    id,
+                    &Revocation::Credential {
+                        id: credential_id,
+                        before: 0,
+                    },
+                ))
+                .key(store.revocation_key(id, &Revocation::Instance { before: 0 }))
+                .arg("token");
+        }
+        Caller::Experience { credential_id } => {
+            invocation.key(store.cred_key(id, credential_id)).arg("xt");
+        }
+    }
+    for window in check.windows {
+        invocation
+            .key(store.counter_key(Some(id), &window.suffix))
+            .arg(window.limit)
+            .arg(window.ttl_ms.max(1));
+    }
+    let mut conn = store.conn()?;
+    let out: Vec<i64> = invocation
+        .invoke_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    let at = |i: usize| out.get(i).copied().unwrap_or(-1);
+    let known = |v: i64| (v >= 0).then_some(v);
+    let mut state = GatewayState {
+        epoch: u64::try_from(at(0)).unwrap_or(0),
+        ..GatewayState::default()
+    };
+    let first_count = match check.caller {
+        Caller::Token { .. } => {
+            state.revocations = Revocations {
+                jti: at(1) >= 0,
+                sid: at(2) >= 0,
+                credential_before: known(at(3)),
+                instance_before: known(at(4)),
+            };
+            5
+        }
+        Caller::Experience { .. } => {
+            state.credential_exists = at(1) == 1;
+            let dead = [known(at(2)), known(at(3))].into_iter().flatten().min();
+            state.credential_dead_at = dead.and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+            4
+        }
+    };
+    state.counts = out
+        .iter()
+        .skip(first_count)
+        .map(|n| u64::try_from(*n).unwrap_or(0))
+        .collect();
+    Ok(state)
+}

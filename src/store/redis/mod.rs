@@ -1,0 +1,307 @@
+//! Redis backend: the system of record in production, shared by every broker
+//! process. Run Redis with AOF persistence (see `docker-compose.yml`).
+//!
+//! Key layout (`P` is the configured prefix, `kb` by default; the names are
+//! built in `keys.rs`). Per-instance keys carry the instance id as a hash tag
+//! so that multi-key scripts stay cluster-safe:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P:instances` | zset | instance ids by creation time |
+//! | `P:apikey:<api key>` | string | instance id |
+//! | `P:credhash:<hmac>` | string | `<instance id>/<credential id>` |
+//! | `P:{<instance>}:instance` | string | instance JSON |
+//! | `P:{<instance>}:epoch` | string | bumped by every change of the instance JSON |
+//! | `P:{<instance>}:creds` | zset | credential ids by creation time |
+//! | `P:{<instance>}:cred:<id>` | hash | `record` (JSON) and the mutable fields |
+//! | `P:{<instance>}:rev:jti:<jti>` | string, TTL | revoked token |
+//! | `P:{<instance>}:rev:sid:<sid>` | string, TTL | revoked session |
+//! | `P:{<instance>}:rev:cred:<id>` | string, TTL | unix second: tokens of the credential issued by then are dead |
+//! | `P:{<instance>}:rev:all` | string, TTL | unix second: tokens of the instance issued by then are dead |
+//! | `P:{<instance>}:succ:<jti>` | string, TTL | id and times of the token that succeeded `jti` on refresh |
+//! | `P:{<instance>}:rl:<what>:<window>` | string, TTL | a rate-limit counter, dies with its window |
+//! | `P:{global}:rl:<what>:<window>` | string, TTL | a brute-force counter (per IP, per API key) |
+//! | `P:{<instance>}:usage` | hash | `<credential>\|<counter>` → count |
+//! | `P:{<instance>}:audit` | list | audit entries (JSON), newest first, trimmed |
+//!
+//! Instance, credential, usage and audit keys are owned: they live exactly as
+//! long as their instance or credential and are deleted with it. Field updates
+//! go through a script that refuses to recreate a deleted credential's hash.
+//! Every other key carries a TTL.
+//!
+//! Every revocation is also announced on the channel `P:revocations` (payload:
+//! the instance id), by the same script that records it, for the local views
+//! of the other processes (`http/revocation_view.rs`).
+//!
+//! The [`Store`] implementation below only dispatches, by area: `instances`,
+//! `credentials`, `revocations`, `counters` (rate limits, usage, audit), `feed`
+//! (the revocation feed) and `gateway` (the product hot path's one call). The
+//! Lua scripts live in `scripts/`, one file each.
+
+mod connection;
+mod counters;
+mod credentials;
+mod feed;
+mod gateway;
+mod instances;
+mod keys;
+mod revocations;
+mod scripts;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use redis::aio::ConnectionManagerConfig;
+
+use super::{
+    GatewayCheck, GatewayState, Revocation, RevocationFeed, Revocations, Store, StoreError, Usage,
+    Window,
+};
+use crate::domain::credential::{CredentialHash, CredentialKind};
+use crate::domain::instance::{CredentialRecord, Instance};
+
+pub use feed::FEED_PING_INTERVAL;
+
+/// Each thread talks to Redis over its own multiplexed connection, whose
+/// driver task runs on that thread's runtime. One shared connection would put
+/// every command of every actix worker through a hop to the thread that
+/// created it and back: measured, that cross-thread wake-up cost more CPU than
+/// the rest of a gateway request.
+#[derive(Clone)]
+pub struct RedisStore {
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+    timeout: Duration,
+    /// Tells apart stores of one process (tests run many) in the thread-local map.
+    id: u64,
+    prefix: String,
+    scripts: scripts::Scripts,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// Times are stored as unix milliseconds.
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_millis(raw: &str) -> Result<DateTime<Utc>, StoreError> {
+    let ms: i64 = raw.parse().map_err(corrupt)?;
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| corrupt("timestamp out of range"))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        connection::ping(self).await
+    }
+
+    fn has_revocation_feed(&self) -> bool {
+        true
+    }
+
+    /// A dedicated pub/sub connection, pinged every [`FEED_PING_INTERVAL`]
+    /// (see `feed.rs`).
+    async fn follow_revocations(&self, feed: &dyn RevocationFeed) -> Result<(), StoreError> {
+        feed::follow(self, feed).await
+    }
+
+    async fn insert_instance(
+        &self,
+        instance: &Instance,
+        first_secret: &CredentialRecord,
+    ) -> Result<(), StoreError> {
+        instances::insert(self, instance, first_secret).await
+    }
+
+    async fn get_instance(&self, id: &str) -> Result<Option<Instance>, StoreError> {
+        instances::get(self, id).await
+    }
+
+    async fn epoch(&self, id: &str) -> Result<u64, StoreError> {
+        instances::epoch(self, id).await
+    }
+
+    async fn instance_with_epoch(&self, id: &str) -> Result<Option<(Instance, u64)>, StoreError> {
+        instances::with_epoch(self, id).await
+    }
+
+    async fn instance_id_by_api_key(&self, api_key: &str) -> Result<Option<String>, StoreError> {
+        instances::id_by_api_key(self, api_key).await
+    }
+
+    async fn list_instances(&self) -> Result<Vec<Instance>, StoreError> {
+        instances::list(self).await
+    }
+
+    async fn update_instance(&self, instance: &Instance) -> Result<bool, StoreError> {
+        instances::update(self, instance).await
+    }
+
+    async fn delete_instance(&self, id: &str) -> Result<bool, StoreError> {
+        instances::delete(self, id).await
+    }
+
+    async fn insert_credential(&self, credential: &CredentialRecord) -> Result<(), StoreError> {
+        credentials::insert(self, credential).await
+    }
+
+    async fn get_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        credentials::get(self, instance_id, id).await
+    }
+
+    async fn credential_with_epoch(
+        &self,
+        instance_id: &str,
+        id: &str,
+    ) -> Result<(Option<CredentialRecord>, u64), StoreError> {
+        credentials::with_epoch(self, instance_id, id).await
+    }
+
+    async fn list_credentials(
+        &self,
+        instance_id: &str,
+        kind: CredentialKind,
+    ) -> Result<Vec<CredentialRecord>, StoreError> {
+        credentials::list(self, instance_id, kind).await
+    }
+
+    async fn credential_by_hash(
+        &self,
+        hash: &CredentialHash,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        credentials::by_hash(self, hash).await
+    }
+
+    async fn revoke_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        credentials::revoke(self, instance_id, id, at).await
+    }
+
+    async fn expire_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        credentials::expire(self, instance_id, id, at).await
+    }
+
+    async fn set_domains(
+        &self,
+        instance_id: &str,
+        id: &str,
+        domains: &[String],
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        credentials::set_domains(self, instance_id, id, domains).await
+    }
+
+    async fn touch_credential(
+        &self,
+        instance_id: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        credentials::touch(self, instance_id, id, at).await
+    }
+
+    async fn revoke(
+        &self,
+        instance_id: &str,
+        revocation: Revocation<'_>,
+        ttl_seconds: i64,
+    ) -> Result<(), StoreError> {
+        revocations::revoke(self, instance_id, revocation, ttl_seconds).await
+    }
+
+    async fn revocations(
+        &self,
+        instance_id: &str,
+        jti: &str,
+        sid: &str,
+        credential_id: &str,
+    ) -> Result<Revocations, StoreError> {
+        revocations::of_token(self, instance_id, jti, sid, credential_id).await
+    }
+
+    async fn remember_successor(
+        &self,
+        instance_id: &str,
+        jti: &str,
+        record: &str,
+        ttl_seconds: i64,
+    ) -> Result<String, StoreError> {
+        revocations::remember_successor(self, instance_id, jti, record, ttl_seconds).await
+    }
+
+    async fn successor(&self, instance_id: &str, jti: &str) -> Result<Option<String>, StoreError> {
+        revocations::successor(self, instance_id, jti).await
+    }
+
+    async fn hit(&self, scope: Option<&str>, windows: &[Window]) -> Result<Vec<u64>, StoreError> {
+        counters::hit(self, scope, windows).await
+    }
+
+    async fn peek(&self, scope: Option<&str>, suffixes: &[String]) -> Result<Vec<u64>, StoreError> {
+        counters::peek(self, scope, suffixes).await
+    }
+
+    async fn add_usage(
+        &self,
+        instance_id: &str,
+        increments: &[(String, String, i64)],
+    ) -> Result<(), StoreError> {
+        counters::add_usage(self, instance_id, increments).await
+    }
+
+    async fn usage(&self, instance_id: &str) -> Result<Usage, StoreError> {
+        counters::usage(self, instance_id).await
+    }
+
+    async fn append_audit(
+        &self,
+        instance_id: &str,
+        entry: &str,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        counters::append_audit(self, instance_id, entry, keep).await
+    }
+
+    async fn audit(
+        &self,
+        instance_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<String>, usize), StoreError> {
+        counters::audit(self, instance_id, offset, limit).await
+    }
+
+    async fn gateway_check(&self, check: GatewayCheck<'_>) -> Result<GatewayState, StoreError> {
+        gateway::check(self, check).await
+    }
+}

@@ -1,0 +1,105 @@
+//! Token revocations (SPEC §5) and refresh successors: short-lived keys under
+//! the instance's hash tag, each expiring when nothing it could apply to is
+//! still alive. Every revocation is announced on the feed's channel by the
+//! script that records it.
+
+use redis::AsyncCommands;
+
+use super::{unavailable, RedisStore};
+use crate::store::{Revocation, Revocations, StoreError};
+
+pub(super) async fn revoke(
+    store: &RedisStore,
+    instance_id: &str,
+    revocation: Revocation<'_>,
+    ttl_seconds: i64,
+) -> Result<(), StoreError> {
+    let key = store.revocation_key(instance_id, &revocation);
+    let ttl = ttl_seconds.max(1);
+    let mut conn = store.conn()?;
+    let (value, mode) = match revocation {
+        Revocation::Token { .. } | Revocation::Session { .. } => (1, "max"),
+        Revocation::Credential { before, .. } => (before, "min"),
+        Revocation::Instance { before } => (before, "max"),
+    };
+    let _: i64 = store
+        .scripts
+        .revoke_at
+        .key(key)
+        .arg(value)
+        .arg(ttl)
+        .arg(mode)
+        .arg(store.revocations_channel())
+        .arg(instance_id)
+        .invoke_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+pub(super) async fn of_token(
+    store: &RedisStore,
+    instance_id: &str,
+    jti: &str,
+    sid: &str,
+    credential_id: &str,
+) -> Result<Revocations, StoreError> {
+    let keys = [
+        store.revocation_key(instance_id, &Revocation::Token { jti }),
+        store.revocation_key(instance_id, &Revocation::Session { sid }),
+        store.revocation_key(
+            instance_id,
+            &Revocation::Credential {
+                id: credential_id,
+                before: 0,
+            },
+        ),
+        store.revocation_key(instance_id, &Revocation::Instance { before: 0 }),
+    ];
+    let mut conn = store.conn()?;
+    let values: Vec<Option<i64>> = redis::cmd("MGET")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    let at = |i: usize| values.get(i).copied().flatten();
+    Ok(Revocations {
+        jti: at(0).is_some(),
+        sid: at(1).is_some(),
+        credential_before: at(2),
+        instance_before: at(3),
+    })
+}
+
+pub(super) async fn remember_successor(
+    store: &RedisStore,
+    instance_id: &str,
+    jti: &str,
+    record: &str,
+    ttl_seconds: i64,
+) -> Result<String, StoreError> {
+    let mut conn = store.conn()?;
+    // NX + GET: atomically store ours unless another refresh won the race.
+    let previous: Option<String> = redis::cmd("SET")
+        .arg(store.successor_key(instance_id, jti))
+        .arg(record)
+        .arg("NX")
+        .arg("GET")
+        .arg("EX")
+        .arg(ttl_seconds.max(1))
+        .query_async(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    Ok(previous.unwrap_or_else(|| record.to_owned()))
+}
+
+pub(super) async fn successor(
+    store: &RedisStore,
+    instance_id: &str,
+    jti: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut conn = store.conn()?;
+    conn.get(store.successor_key(instance_id, jti))
+        .await
+        .map_err(unavailable)
+}
