@@ -1,19 +1,19 @@
 //! Black-box harness: each test gets its own broker bound to port 0 and, for the
-//! Redis backend, its own `redis-server` on a free port, stopped when the test
-//! ends. Nothing is mocked.
+//! Redis backend, its own `redis-server` on a free port (`redis_server.rs`),
+//! stopped when the test ends. Nothing is mocked.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use keybroker::clock::ManualClock;
 use keybroker::config::{Sensitive, Settings};
 use keybroker::startup::Application;
 use serde_json::{json, Value};
+
+use crate::redis_server::RedisServer;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef-not-a-secret";
 pub const PEPPER: &str = "test-pepper-0123456789abcdef-0123456789";
@@ -42,187 +42,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("no free port")
-}
-
-/// A real `redis-server`, private to one test.
-pub struct RedisServer {
-    child: Option<Child>,
-    pub port: u16,
-    dir: PathBuf,
-    /// With AOF on, a restarted server comes back with its data.
-    persistent: bool,
-}
-
-impl RedisServer {
-    pub fn start() -> Self {
-        Self::start_with(false)
-    }
-
-    /// A server with AOF (`appendfsync always`), for stop/restart tests.
-    pub fn start_persistent() -> Self {
-        Self::start_with(true)
-    }
-
-    fn start_with(persistent: bool) -> Self {
-        let dir = temp_dir("redis");
-        for _ in 0..5 {
-            let port = free_port();
-            let mut server = RedisServer {
-                child: None,
-                port,
-                dir: dir.clone(),
-                persistent,
-            };
-            if server.launch() {
-                return server;
-            }
-        }
-        panic!("could not start redis-server on a free port (is redis-server installed? run ./.ci/test.sh)");
-    }
-
-    fn launch(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .args(if self.persistent {
-                ["--appendonly", "yes", "--appendfsync", "always"]
-            } else {
-                ["--appendonly", "no", "--appendfsync", "everysec"]
-            })
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed; run ./.ci/test.sh, which installs it");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if redis_ping(self.port) {
-                return true;
-            }
-            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
-                self.child = None;
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.stop();
-        false
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port; its data survives only if persistent.
-    pub fn restart(&mut self) {
-        self.stop();
-        assert!(
-            self.launch(),
-            "redis-server did not come back on port {}",
-            self.port
-        );
-    }
-
-    /// Deletes the one key matching `pattern` (a test standing in for a write
-    /// that never happened); panics unless exactly one matches.
-    pub fn delete_the_key_matching(&self, pattern: &str) {
-        let keys = self.command(&["KEYS", pattern]);
-        let found: Vec<&str> = keys
-            .lines()
-            .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
-            .collect();
-        assert_eq!(found.len(), 1, "keys matching {pattern}: {keys}");
-        assert!(
-            self.command(&["DEL", found[0]]).starts_with(":1"),
-            "could not delete {}",
-            found[0]
-        );
-    }
-
-    /// Runs a command with a raw RESP client and returns the reply as text.
-    pub fn command(&self, args: &[&str]) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("redis connect");
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
-        let mut request = format!("*{}\r\n", args.len());
-        for a in args {
-            request.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
-        }
-        stream.write_all(request.as_bytes()).expect("redis write");
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 65536];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    reply.extend_from_slice(&buf[..n]);
-                    if resp_complete(&reply) {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        String::from_utf8_lossy(&reply).into_owned()
-    }
-}
-
-fn resp_complete(data: &[u8]) -> bool {
-    fn parse(data: &[u8], pos: usize) -> Option<usize> {
-        let line_end = data[pos..].windows(2).position(|w| w == b"\r\n")? + pos;
-        let line = std::str::from_utf8(&data[pos + 1..line_end]).ok()?;
-        match data[pos] {
-            b'+' | b'-' | b':' => Some(line_end + 2),
-            b'$' => {
-                let n: i64 = line.parse().ok()?;
-                if n < 0 {
-                    return Some(line_end + 2);
-                }
-                let end = line_end + 2 + n as usize + 2;
-                (data.len() >= end).then_some(end)
-            }
-            b'*' => {
-                let n: i64 = line.parse().ok()?;
-                let mut at = line_end + 2;
-                for _ in 0..n.max(0) {
-                    at = parse(data, at)?;
-                }
-                Some(at)
-            }
-            _ => None,
-        }
-    }
-    parse(data, 0).is_some()
-}
-
-fn redis_ping(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    stream
-        .set_read_timeout(Some(Duration::from_millis(500)))
-        .ok();
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// What the harness sends and gets back.
@@ -577,100 +396,4 @@ macro_rules! both_backends {
             )*
         }
     };
-}
-
-/// What a [`TestUpstream`] received.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub query: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Recorded {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A real HTTP upstream for the gateway, recording every request it gets.
-/// Paths containing `/slow` answer after two seconds.
-pub struct TestUpstream {
-    pub base: String,
-    pub received: Arc<std::sync::Mutex<Vec<Recorded>>>,
-    handle: ServerHandle,
-}
-
-impl TestUpstream {
-    pub fn start() -> Self {
-        use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-        let received: Arc<std::sync::Mutex<Vec<Recorded>>> = Arc::default();
-        let log = received.clone();
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let server = HttpServer::new(move || {
-            let log = log.clone();
-            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let log = log.clone();
-                async move {
-                    let recorded = Recorded {
-                        method: req.method().to_string(),
-                        path: req.path().to_owned(),
-                        query: req.query_string().to_owned(),
-                        headers: req
-                            .headers()
-                            .iter()
-                            .map(|(n, v)| {
-                                (
-                                    n.to_string(),
-                                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                                )
-                            })
-                            .collect(),
-                        body: body.to_vec(),
-                    };
-                    log.lock().unwrap().push(recorded);
-                    if req.path().contains("/slow") {
-                        actix_web::rt::time::sleep(Duration::from_secs(2)).await;
-                    }
-                    HttpResponse::Ok()
-                        .insert_header(("x-upstream", "test"))
-                        .json(json!({"upstream": true, "path": req.path(), "bytes": body.len()}))
-                }
-            }))
-        })
-        .workers(1)
-        .listen(listener)
-        .expect("listen upstream")
-        .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        TestUpstream {
-            base,
-            received,
-            handle,
-        }
-    }
-
-    pub fn hits(&self) -> usize {
-        self.received.lock().unwrap().len()
-    }
-
-    pub fn last(&self) -> Recorded {
-        self.received
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("the upstream received nothing")
-    }
-
-    pub async fn stop(&self) {
-        self.handle.stop(false).await;
-    }
 }

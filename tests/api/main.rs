@@ -1,14 +1,24 @@
-//! Black-box tests over HTTP, one binary. See `helpers.rs` for the harness.
+//! Black-box tests over HTTP, one binary. See `helpers.rs` for the harness,
+//! `redis_server.rs` for the Redis each test owns, and `fixture.rs` (with
+//! `upstream.rs`) for the app, upstream and instance the gateway tests share.
 
+mod fixture;
 mod helpers;
+mod redis_server;
+mod upstream;
 
 mod admin;
 mod auth;
+mod cors;
 mod errors;
 mod experiences;
+mod feed;
 mod gateway;
 mod jwks;
+mod limits;
 mod nginx;
 mod openapi;
 mod processes;
 mod refresh;
+mod revocation;
+mod usage_audit;

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{self, claims_of, Backend, Body, Reply, TestApp, TestUpstream};
+use crate::helpers::{self, claims_of, Backend, Body, Reply, TestApp};
+use crate::upstream::{Recorded, TestUpstream};
 
 /// The example as shipped: the test proves the file users copy, not a variant.
 const EXAMPLE: &str = include_str!("../../examples/nginx/keybroker.conf");
@@ -216,7 +217,7 @@ async fn call(
 }
 
 /// Every value of one header the upstream received.
-fn values<'a>(recorded: &'a helpers::Recorded, name: &str) -> Vec<&'a str> {
+fn values<'a>(recorded: &'a Recorded, name: &str) -> Vec<&'a str> {
     recorded
         .headers
         .iter()

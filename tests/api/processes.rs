@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{
-    claims_of, free_port, signing_key_pem, temp_dir, RedisServer, ADMIN_TOKEN, PEPPER,
-};
+use crate::helpers::{claims_of, free_port, signing_key_pem, temp_dir, ADMIN_TOKEN, PEPPER};
+use crate::redis_server::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keybroker");
 

@@ -1,0 +1,113 @@
+//! Usage counters and the audit log follow the traffic.
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::fixture::{start_of_a_minute, Fixture};
+use crate::helpers::{spawn_app, Backend};
+
+async fn usage_and_audit_follow_traffic(backend: Backend) {
+    let s = Fixture::bare(spawn_app(backend).await).await;
+    let (body, token) = s
+        .experience(json!({"slug": "search", "kind": "search", "rate_limit_per_minute": 2}))
+        .await;
+    start_of_a_minute(&s.app);
+    let xt_id = body["token"]["id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        s.get_xt("/prod/search/v1/search", &token).await;
+    }
+    s.app
+        .auth_with_secret(&s.created.api_key, &s.created.secret)
+        .await;
+    s.app
+        .auth_with_secret(&s.created.api_key, "kb_sk_wrong")
+        .await;
+    s.app
+        .admin(
+            "POST",
+            &s.experience_path("/search/regenerate-token"),
+            Some(json!({"grace_seconds": 5})),
+        )
+        .await;
+
+    let usage = s
+        .app
+        .admin(
+            "GET",
+            &format!("/admin/v1/instances/{}/usage", s.created.id),
+            None,
+        )
+        .await;
+    assert_eq!(usage.status, 200, "{}", usage.text);
+    let of = |id: &str| {
+        usage.body["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["credential_id"] == json!(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no usage for {id}: {}", usage.text))
+    };
+    let xt = of(&xt_id);
+    assert_eq!(xt["requests"], json!(2));
+    assert_eq!(xt["rate_limited"], json!(1));
+    assert!(xt["last_used_at"].is_string());
+    let secret = of(&s.created.secret_id);
+    assert_eq!(secret["auth_ok"], json!(1));
+    assert_eq!(of("unknown")["auth_failed"], json!(1));
+
+    let audit = s
+        .app
+        .admin(
+            "GET",
+            &format!("/admin/v1/instances/{}/audit?limit=2", s.created.id),
+            None,
+        )
+        .await;
+    assert_eq!(audit.status, 200, "{}", audit.text);
+    let entries = audit.body["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        entries[0]["action"],
+        json!("experience.regenerate_token"),
+        "newest first"
+    );
+    assert_eq!(entries[0]["actor"], json!("admin"));
+    assert_eq!(entries[1]["action"], json!("auth.failed"));
+    assert_eq!(entries[1]["reason"], json!("invalid_credentials"));
+    assert!(entries[1]["ip"].is_string());
+    let total = audit.body["total"].as_u64().unwrap();
+    assert!(total >= 4, "{}", audit.text);
+    assert_eq!(audit.body["next_offset"], json!(2));
+    let rest = s
+        .app
+        .admin(
+            "GET",
+            &format!(
+                "/admin/v1/instances/{}/audit?offset=2&limit=200",
+                s.created.id
+            ),
+            None,
+        )
+        .await;
+    let actions: Vec<&str> = rest.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"experience.create") && actions.contains(&"instance.create"),
+        "{actions:?}"
+    );
+    s.app
+        .admin(
+            "GET",
+            &format!("/admin/v1/instances/{}/audit?limit=x", s.created.id),
+            None,
+        )
+        .await
+        .assert_error(400, "invalid_query");
+}
+
+both_backends!(usage_and_audit_follow_traffic);
