@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod auth;
+mod docs;
 mod errors;
 mod experiences;
 mod gateway;
