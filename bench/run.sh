@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The load benchmark (README, "Benchmark"): one command, one table.
+# The load benchmark (docs/performance.md, "The benchmark"): one command, one table.
 #
 #   ./bench/run.sh                 full run: release build, 10 s per scenario
 #   ./bench/run.sh --smoke         CI's short run: debug build, 2 s per scenario,

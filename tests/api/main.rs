@@ -10,6 +10,7 @@ mod upstream;
 mod admin;
 mod auth;
 mod cors;
+mod docs;
 mod errors;
 mod experiences;
 mod feed;
