@@ -804,7 +804,7 @@ async fn seed_api(
 }
 
 /// `SET <prefix>:{<instance>}:rev:jti:<jti> 1 EX <ttl>`, the entry the broker
-/// writes for a revoked token (see `src/store/redis.rs`).
+/// writes for a revoked token (see `src/store/redis/revocations.rs` and `keys.rs`).
 fn seed_resp(prefix: &str, instance: &str, count: u64, ttl: u64) -> Result<(), String> {
     let stdout = std::io::stdout().lock();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout);

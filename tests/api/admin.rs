@@ -191,6 +191,25 @@ async fn rotation_keeps_the_old_secret_for_the_grace(backend: Backend) {
         .assert_error(401, "invalid_credentials");
 }
 
+async fn a_revoked_secret_cannot_be_rotated(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_instance().await;
+    let secret = format!(
+        "/admin/v1/instances/{}/secrets/{}",
+        created.id, created.secret_id
+    );
+    let reply = app.admin("DELETE", &secret, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let list = format!("/admin/v1/instances/{}/secrets", created.id);
+    let before = app.admin("GET", &list, None).await.body;
+
+    app.admin("POST", &format!("{secret}/rotate"), Some(json!({})))
+        .await
+        .assert_error(409, "already_revoked");
+    // Nothing was issued.
+    assert_eq!(app.admin("GET", &list, None).await.body, before);
+}
+
 async fn domain_keys_report_their_status(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.domain_keys.propagation_seconds = 120).await;
     let created = app.create_instance().await;
@@ -326,6 +345,7 @@ both_backends!(
     instance_lifecycle,
     secrets_are_shown_once_then_masked,
     rotation_keeps_the_old_secret_for_the_grace,
+    a_revoked_secret_cannot_be_rotated,
     domain_keys_report_their_status,
     bad_admin_input_is_refused_and_changes_nothing,
 );

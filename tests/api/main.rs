@@ -20,6 +20,7 @@ mod limits;
 mod nginx;
 mod openapi;
 mod processes;
+mod reasons;
 mod refresh;
 mod revocation;
 mod usage_audit;

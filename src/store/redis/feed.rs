@@ -9,7 +9,7 @@ use super::{unavailable, RedisStore};
 use crate::store::{RevocationFeed, StoreError};
 
 /// How often the revocation feed's connection must prove it is alive; a view
-/// that has not heard from it for [`crate::http::revocation_view::STALE_AFTER`]
+/// that has not heard from it for [`crate::app::revocation_view::STALE_AFTER`]
 /// is not trusted.
 pub const FEED_PING_INTERVAL: Duration = Duration::from_millis(250);
 

@@ -31,7 +31,7 @@
 //!
 //! Every revocation is also announced on the channel `P:revocations` (payload:
 //! the instance id), by the same script that records it, for the local views
-//! of the other processes (`http/revocation_view.rs`).
+//! of the other processes (`app/revocation_view.rs`).
 //!
 //! The [`Store`] implementation below only dispatches, by area: `instances`,
 //! `credentials`, `revocations`, `counters` (rate limits, usage, audit), `feed`
