@@ -15,13 +15,7 @@ async fn a_recreated_experience_does_not_revive_the_old_token(backend: Backend) 
     let body = json!({"slug": "kb", "kind": "search"});
     let (_, old) = s.experience(body.clone()).await;
     assert_eq!(s.get_xt("/prod/kb/v1/search", &old).await.status, 200);
-    assert_eq!(
-        s.app
-            .admin("DELETE", &s.experience_path("/kb"), None)
-            .await
-            .status,
-        204
-    );
+    assert_eq!(s.delete_experience("kb").await, 204);
     let (_, new) = s.experience(body).await;
 
     let before = s.upstream.hits();
@@ -452,13 +446,7 @@ async fn experience_admin_lifecycle(backend: Backend) {
         .await
         .assert_error(404, "not_found");
 
-    assert_eq!(
-        s.app
-            .admin("DELETE", &s.experience_path("/kb"), None)
-            .await
-            .status,
-        204
-    );
+    assert_eq!(s.delete_experience("kb").await, 204);
     s.get_xt("/prod/kb/v1/search", &token)
         .await
         .assert_error(404, "unknown_product");

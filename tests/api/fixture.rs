@@ -151,8 +151,13 @@ impl Fixture {
 
     /// A token signed with the broker's real key, for this instance, at `at`.
     pub fn token_at(&self, at: chrono::DateTime<chrono::Utc>) -> String {
+        self.sign_with(&self.signer(), at)
+    }
+
+    /// A server token for this instance's secret, signed by `signer` at `at`.
+    pub fn sign_with(&self, signer: &TokenService, at: chrono::DateTime<chrono::Utc>) -> String {
         let claims = claims_of(self.token());
-        self.signer()
+        signer
             .issue(
                 TokenRequest {
                     instance_id: &self.created.id,
@@ -167,6 +172,14 @@ impl Fixture {
             )
             .unwrap()
             .0
+    }
+
+    /// Deletes an experience; the admin API's status.
+    pub async fn delete_experience(&self, slug: &str) -> u16 {
+        self.app
+            .admin("DELETE", &self.experience_path(&format!("/{slug}")), None)
+            .await
+            .status
     }
 
     /// The admin path of this instance's experiences, followed by `tail`.

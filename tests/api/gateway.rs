@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use keybroker::clock::Clock;
-use keybroker::tokens::{TokenKind, TokenRequest, TokenService};
+use keybroker::tokens::TokenService;
 use serde_json::{json, Value};
 
 use crate::both_backends;
@@ -190,21 +190,7 @@ async fn each_check_refuses_in_order_without_reaching_the_upstream(backend: Back
         30,
     )
     .unwrap();
-    let claims = claims_of(w.token());
-    let (unknown_kid, _) = stranger
-        .issue(
-            TokenRequest {
-                instance_id: &w.created.id,
-                credential_id: claims["cred"].as_str().unwrap(),
-                kind: TokenKind::Server,
-                origin: None,
-                session: None,
-                ttl_seconds: 1200,
-                session_ends_at: None,
-            },
-            chrono::Utc::now(),
-        )
-        .unwrap();
+    let unknown_kid = w.sign_with(&stranger, chrono::Utc::now());
     w.refused(
         &w.call(path, &unknown_kid).await,
         401,

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use crate::app::audit::AuditEntry;
 use crate::app::AppState;
 use crate::domain::credential::CredentialKind;
 use crate::domain::instance::{CredentialRecord, CredentialStatus, Instance, Product};
@@ -124,4 +125,20 @@ async fn list_views(
         .iter()
         .map(|r| CredentialView::new(r, now))
         .collect())
+}
+
+/// Revokes a secret or domain key and every token it minted; audits it as
+/// `action`; answers with its view.
+async fn revoke_credential(
+    state: &AppState,
+    instance_id: &str,
+    id: &str,
+    kind: CredentialKind,
+    action: &str,
+) -> Result<CredentialView, ApiError> {
+    let record = state.revoke_with_tokens(instance_id, id, kind).await?;
+    state
+        .admin_changed(instance_id, AuditEntry::admin(action).credential(id))
+        .await;
+    Ok(CredentialView::new(&record, state.now()))
 }

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{list_views, CredentialView};
+use super::{list_views, revoke_credential, CredentialView};
 use crate::app::audit::AuditEntry;
 use crate::app::AppState;
 use crate::domain::credential::CredentialKind;
@@ -61,16 +61,15 @@ pub async fn revoke(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (instance_id, id) = path.into_inner();
-    let record = state
-        .revoke_with_tokens(&instance_id, &id, CredentialKind::Secret)
-        .await?;
-    state
-        .admin_changed(
-            &instance_id,
-            AuditEntry::admin("secret.revoke").credential(&id),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(CredentialView::new(&record, state.now())))
+    let view = revoke_credential(
+        &state,
+        &instance_id,
+        &id,
+        CredentialKind::Secret,
+        "secret.revoke",
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Issues a new secret; the old one and its tokens keep working for
