@@ -16,6 +16,7 @@ mod experiences;
 mod feed;
 mod gateway;
 mod jwks;
+mod layout;
 mod limits;
 mod nginx;
 mod openapi;

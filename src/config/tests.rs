@@ -1,0 +1,90 @@
+use super::load::{Kind, ENV};
+use super::*;
+
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let owned: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |var| owned.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone())
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let s = Settings::load_from(None, env_of(&[])).unwrap();
+    assert_eq!(s.listen, "127.0.0.1:8080");
+    assert_eq!(s.tokens.ttl_seconds, 1200);
+    assert_eq!(s.tokens.leeway_seconds, 30);
+    assert_eq!(s.domain_keys.propagation_seconds, 300);
+    assert!(s.store.redis_url.is_none());
+    assert_eq!(s.public_base_url(), "http://127.0.0.1:8080");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = std::env::temp_dir().join(format!("kb-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kb.toml");
+    std::fs::write(
+        &file,
+        "listen = \"0.0.0.0:9000\"\n[tokens]\nttl_seconds = 600\nleeway_seconds = 5\n",
+    )
+    .unwrap();
+    let s = Settings::load_from(
+        Some(&file),
+        env_of(&[("KEYBROKER_TOKEN_TTL_SECONDS", "900")]),
+    )
+    .unwrap();
+    assert_eq!(s.listen, "0.0.0.0:9000");
+    assert_eq!(s.tokens.ttl_seconds, 900);
+    assert_eq!(s.tokens.leeway_seconds, 5);
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn every_environment_variable_names_a_real_setting() {
+    for &(var, _, kind) in ENV {
+        let value = match kind {
+            Kind::Text => "127.0.0.1:1",
+            Kind::Number => "7",
+            Kind::List => "127.0.0.1, 10.0.0.0/8",
+        };
+        let loaded = Settings::load_from(None, env_of(&[(var, value)]));
+        assert!(loaded.is_ok(), "{var}: {:?}", loaded.err());
+    }
+    let s = Settings::load_from(
+        None,
+        env_of(&[("KEYBROKER_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]),
+    )
+    .unwrap();
+    assert_eq!(s.http.trusted_proxies, vec!["127.0.0.1", "10.0.0.0/8"]);
+}
+
+#[test]
+fn unknown_keys_and_bad_numbers_are_refused() {
+    let e = Settings::load_from(None, env_of(&[("KEYBROKER_LEEWAY_SECONDS", "soon")]));
+    assert!(matches!(e, Err(ConfigError::EnvNumber { .. })));
+    let dir = std::env::temp_dir().join(format!("kb-config-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kb.toml");
+    std::fs::write(&file, "[tokens]\nttl = 5\n").unwrap();
+    assert!(Settings::load_from(Some(&file), env_of(&[])).is_err());
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn weak_or_missing_secrets_fail_validation() {
+    let mut s = Settings::default();
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("admin token"));
+    s.admin.token = Some(Sensitive::new("short"));
+    assert!(s.validate().unwrap_err().to_string().contains("too short"));
+    s.admin.token = Some(Sensitive::new("a".repeat(32)));
+    assert!(s.validate().unwrap_err().to_string().contains("pepper"));
+    s.secrets.pepper = Some(Sensitive::new("p".repeat(32)));
+    assert!(s.validate().is_ok());
+    assert!(s.signing_key_pem().is_err());
+}
