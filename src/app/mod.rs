@@ -24,6 +24,7 @@ pub mod instances;
 pub mod limits;
 pub mod origin_index;
 pub mod revocation_view;
+pub mod revocations;
 pub mod sessions;
 pub mod state;
 pub mod usage;

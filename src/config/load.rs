@@ -165,4 +165,3 @@ fn set_path(table: &mut toml::Table, dotted: &str, value: toml::Value) {
         current = next;
     }
 }
-

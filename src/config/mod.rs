@@ -276,7 +276,6 @@ impl Settings {
             .map(|p| read_key_file(p))
             .collect()
     }
-
 }
 
 fn read_key_file(path: &Path) -> Result<String, ConfigError> {

@@ -27,7 +27,10 @@ fn sources() -> Vec<(String, PathBuf)> {
                 .iter()
                 .map(|p| p.to_string_lossy().into_owned())
                 .collect();
-            if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+            if matches!(
+                parts.last().map(String::as_str),
+                Some("mod" | "lib" | "main")
+            ) {
                 parts.pop();
             }
             let module = std::iter::once("crate".to_owned())
@@ -148,7 +151,11 @@ fn modules_import_each_other_without_cycles() {
     for module in edges.keys() {
         if !state.contains_key(module) {
             let cycle = visit(module, &edges, &mut state, &mut Vec::new());
-            assert!(cycle.is_none(), "import cycle: {}", cycle.unwrap().join(" -> "));
+            assert!(
+                cycle.is_none(),
+                "import cycle: {}",
+                cycle.unwrap().join(" -> ")
+            );
         }
     }
     assert!(edges["crate::app::gateway"].contains("crate::app::access"));

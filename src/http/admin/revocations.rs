@@ -7,11 +7,11 @@ use serde_json::json;
 
 use super::rfc3339;
 use crate::app::audit::AuditEntry;
+use crate::app::revocations::TokenTarget;
 use crate::app::AppState;
 use crate::domain::settings::present;
 use crate::error::ApiError;
 use crate::http::extract::{AdminAuth, JsonBody};
-use crate::store::Revocation;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,12 +39,6 @@ pub async fn revoke_tokens(
     path: web::Path<String>,
     JsonBody(body): JsonBody<RevokeTokens>,
 ) -> Result<HttpResponse, ApiError> {
-    let instance = state.load_instance(&path).await?;
-    let now = state.now();
-    let at = now.timestamp();
-    // The longest a named token or session could still live.
-    let token_lifetime_end = state.last_expiry_of_tokens_issued_by(at);
-    let session_end = at + i64::try_from(state.sessions.max_session_seconds).unwrap_or(0);
     let (jti, sid) = match (body.jti, body.sid) {
         (Some(None), _) | (_, Some(None)) => {
             return Err(ApiError::InvalidRequest(
@@ -53,31 +47,26 @@ pub async fn revoke_tokens(
         }
         (jti, sid) => (jti.flatten(), sid.flatten()),
     };
-    let (scope, revocation, keep_until) = match (&jti, &sid) {
+    let target = match (&jti, &sid) {
         (Some(_), Some(_)) => {
             return Err(ApiError::InvalidRequest(
                 "send jti or sid, not both (or {} for every token of the instance)".into(),
             ))
         }
-        (Some(jti), None) if valid_id(jti) => {
-            ("token", Revocation::Token { jti }, token_lifetime_end)
-        }
-        (None, Some(sid)) if valid_id(sid) => ("session", Revocation::Session { sid }, session_end),
-        (None, None) => (
-            "instance",
-            Revocation::Instance { before: at },
-            token_lifetime_end,
-        ),
+        (Some(jti), None) if valid_id(jti) => TokenTarget::Token(jti),
+        (None, Some(sid)) if valid_id(sid) => TokenTarget::Session(sid),
+        (None, None) => TokenTarget::Instance,
         _ => {
             return Err(ApiError::InvalidRequest(
                 "jti and sid are 1 to 128 characters of letters, digits, - and _".into(),
             ))
         }
     };
-    state.revoke(&instance.id, revocation, keep_until).await?;
+    let at = state.revoke_tokens(&path, target).await?;
+    let scope = target.scope();
     state
         .admin_changed(
-            &instance.id,
+            &path,
             AuditEntry::admin("tokens.revoke")
                 .target(scope)
                 .detail(json!({ "jti": jti, "sid": sid })),
@@ -87,6 +76,6 @@ pub async fn revoke_tokens(
         "revoked": scope,
         "jti": jti,
         "sid": sid,
-        "at": rfc3339(now),
+        "at": rfc3339(at),
     })))
 }
