@@ -102,17 +102,6 @@ impl ProductAccess {
     }
 }
 
-impl AppState {
-    /// Every check of a product request, in the SPEC §4 order; the first
-    /// failure answers.
-    pub async fn check_product_request(
-        &self,
-        request: ProductRequest,
-    ) -> Result<ProductAccess, Refusal> {
-        check_access(self, request).await
-    }
-}
-
 /// The caller as identified before the store call, from caches where possible.
 struct Identified {
     instance: CachedInstance,
@@ -121,7 +110,12 @@ struct Identified {
     cached: bool,
 }
 
-async fn check_access(state: &AppState, facts: ProductRequest) -> Result<ProductAccess, Refusal> {
+/// Every check of a product request, in the SPEC §4 order; the first failure
+/// answers.
+pub async fn check_product_request(
+    state: &AppState,
+    facts: ProductRequest,
+) -> Result<ProductAccess, Refusal> {
     let slug = facts.product.clone().ok_or(ApiError::MissingOriginalUri)?;
     let now = state.now();
     let presented = &facts.presented;

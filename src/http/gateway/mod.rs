@@ -4,7 +4,7 @@
 //! `auth_request`, Traefik ForwardAuth) and proxies nothing.
 //!
 //! This module reads what a request presents, hands it to
-//! [`AppState::check_product_request`] (`app/gateway.rs`, where the checks
+//! [`check_product_request`] (`app/gateway.rs`, where the checks
 //! and their order live) and writes the identity, rate-limit, CORS and
 //! deprecation headers of the answer.
 
@@ -20,7 +20,9 @@ use futures_util::future::LocalBoxFuture;
 use super::access::presented;
 use super::cors;
 use super::extract::{app_state, client_ip};
-use crate::app::gateway::{is_experience_token, ProductAccess, ProductRequest, Refusal};
+use crate::app::gateway::{
+    check_product_request, is_experience_token, ProductAccess, ProductRequest, Refusal,
+};
 use crate::domain::experience::operation_of;
 use crate::domain::path::{check_path, split_gateway_path, split_original_uri};
 use crate::error::ApiError;
@@ -128,8 +130,7 @@ impl FromRequest for ProductAccess {
             ip: client_ip(req, &state),
         };
         Box::pin(async move {
-            state
-                .check_product_request(request)
+            check_product_request(&state, request)
                 .await
                 .map_err(refusal_response)
         })
