@@ -123,17 +123,23 @@ impl Application {
     }
 
     /// Serves until SIGINT/SIGTERM (graceful: in-flight requests finish) or until
-    /// the handle stops it, then writes the usage counters still buffered.
+    /// the handle stops it, then writes the usage counters and audit entries
+    /// still buffered.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         if let Err(e) = self.state.usage.flush(self.state.store.as_ref()).await {
             tracing::warn!(error = %e, "usage counters of the last second were not written");
         }
+        self.state
+            .audit_buffer
+            .flush(self.state.store.as_ref())
+            .await;
         served
     }
 }
 
-/// Writes buffered usage counters once a second, for as long as the state lives.
+/// Writes buffered usage counters and client audit entries once a second, for
+/// as long as the state lives.
 fn spawn_usage_flusher(state: web::Data<AppState>) {
     let weak = Arc::downgrade(&state.into_inner());
     actix_web::rt::spawn(async move {
@@ -144,6 +150,7 @@ fn spawn_usage_flusher(state: web::Data<AppState>) {
             if let Err(e) = state.usage.flush(state.store.as_ref()).await {
                 tracing::warn!(error = %e, "usage counters not written yet");
             }
+            state.audit_buffer.flush(state.store.as_ref()).await;
         }
     });
 }
@@ -261,6 +268,7 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
         clock,
         metrics: Arc::default(),
         usage: Default::default(),
+        audit_buffer: Default::default(),
         caches: Default::default(),
         revocations: Arc::default(),
         origins: Default::default(),

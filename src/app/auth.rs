@@ -6,10 +6,18 @@
 //! 401, after the same work: both store lookups run and the HMAC check runs
 //! against a decoy when nothing was found.
 //!
-//! Failed exchanges are counted per client IP and per API key in fixed
-//! one-minute windows; past either limit the exchange answers 429 until the
-//! window ends, whatever the credential.
+//! Failed exchanges are counted in fixed one-minute windows, per client IP and
+//! per API key (brute-force protection, SPEC §6). The two limits differ
+//! because an API key is public:
+//! - past the per-IP limit, that address gets 429 until the window ends,
+//!   whatever it presents;
+//! - the per-API-key limit counts only failures of credentials in a
+//!   recognised format (right prefix and checksum: a guess, not noise), and
+//!   past it only *wrong* credentials get 429; a correct one is always
+//!   exchanged. Failures from other clients can slow guessing down but never
+//!   lock the real holder out.
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -33,6 +41,37 @@ pub enum Presented {
     DomainKey(String),
 }
 
+/// The presented credential, parsed once; `None` when it is not in the
+/// format of its kind.
+enum Credential {
+    Secret(Option<Secret>),
+    DomainKey(Option<DomainKey>),
+}
+
+impl Credential {
+    fn parse(presented: Presented) -> Self {
+        match presented {
+            Presented::Secret(raw) => Credential::Secret(raw.trim().parse().ok()),
+            Presented::DomainKey(raw) => Credential::DomainKey(raw.trim().parse().ok()),
+        }
+    }
+
+    fn recognised(&self) -> bool {
+        match self {
+            Credential::Secret(s) => s.is_some(),
+            Credential::DomainKey(k) => k.is_some(),
+        }
+    }
+}
+
+/// A refused attempt, as the audit log records it.
+struct Failure<'a> {
+    action: &'static str,
+    reason: &'a str,
+    ip: IpAddr,
+    identified: Option<&'a (String, String)>,
+}
+
 /// A signed access token and what its response shows.
 pub struct IssuedToken {
     pub instance: Arc<Instance>,
@@ -51,25 +90,83 @@ impl AppState {
         ip: IpAddr,
         presented: Presented,
     ) -> Result<IssuedToken, ApiError> {
+        let credential = Credential::parse(presented);
+        let recognised = credential.recognised();
+        let attempt = async {
+            let mut identified = None;
+            let result = self
+                .issue_for(api_key, origin, credential, &mut identified)
+                .await;
+            (result, identified)
+        };
+        let result = self
+            .limited(api_key, ip, recognised, "auth.failed", attempt)
+            .await;
+        match &result {
+            Ok(_) => self.metrics.auth_succeeded(),
+            Err(_) => self.metrics.auth_failed(),
+        }
+        result
+    }
+
+    /// The instance of an introspection client (HTTP Basic `api_key:secret`),
+    /// under the same brute-force limits and audit as `/v1/auth`.
+    pub async fn authenticate_client(
+        &self,
+        api_key: &ApiKey,
+        secret: &str,
+        ip: IpAddr,
+    ) -> Result<Arc<Instance>, ApiError> {
+        let secret: Option<Secret> = secret.trim().parse().ok();
+        let recognised = secret.is_some();
+        let attempt = async {
+            let Some(secret) = secret else {
+                return (Err(ApiError::InvalidCredentials), None);
+            };
+            match self
+                .authenticate(api_key, secret.expose(), CredentialKind::Secret)
+                .await
+            {
+                Ok((instance, credential)) => {
+                    let id = (instance.id.clone(), credential.id);
+                    (Ok(instance), Some(id))
+                }
+                Err(e) => (Err(e), None),
+            }
+        };
+        self.limited(api_key, ip, recognised, "introspect.failed", attempt)
+            .await
+    }
+
+    /// Runs an authentication attempt under the brute-force limits (see the
+    /// module doc), counts its outcome in the usage counters and audits a
+    /// failure as `action`. The attempt answers with what it identified (the
+    /// instance and credential ids) once the credential proved genuine.
+    async fn limited<T>(
+        &self,
+        api_key: &ApiKey,
+        ip: IpAddr,
+        recognised: bool,
+        action: &'static str,
+        attempt: impl Future<Output = (Result<T, ApiError>, Option<(String, String)>)>,
+    ) -> Result<T, ApiError> {
         let now = self.now();
         let minute = FixedWindow::minute(now);
         let counters = [
             counters::auth_failures_by_ip(&limit_key(ip), minute.index),
             counters::auth_failures_by_key(api_key.expose(), minute.index),
         ];
-        // The failure counters are read alongside the exchange (one round trip
-        // less); the exchange writes nothing, and its result is dropped unseen
-        // when the limit is reached.
-        let mut identified = None;
-        let (failures, result) = tokio::join!(
-            self.store.peek(None, &counters),
-            self.issue_for(api_key, origin, presented, &mut identified),
-        );
+        // The failure counters are read alongside the attempt (one round trip
+        // less); the attempt writes nothing, and its result is dropped unseen
+        // when a limit refuses it.
+        let (failures, (result, identified)) =
+            tokio::join!(self.store.peek(None, &counters), attempt);
         let failures = failures?;
-        if failures.first().copied().unwrap_or(0) >= self.auth_limits.failures_per_ip_per_minute
-            || failures.get(1).copied().unwrap_or(0) >= self.auth_limits.failures_per_key_per_minute
-        {
-            self.metrics.auth_failed();
+        let over_ip =
+            failures.first().copied().unwrap_or(0) >= self.auth_limits.failures_per_ip_per_minute;
+        let over_key =
+            failures.get(1).copied().unwrap_or(0) >= self.auth_limits.failures_per_key_per_minute;
+        if over_ip || (over_key && result.is_err()) {
             return Err(ApiError::TooManyFailures {
                 retry_after: minute.left_seconds(),
             });
@@ -77,25 +174,34 @@ impl AppState {
         let now_s = now.timestamp();
         match &result {
             Ok(_) => {
-                self.metrics.auth_succeeded();
                 if let Some((instance_id, credential_id)) = &identified {
                     self.usage.count(instance_id, credential_id, AUTH_OK, now_s);
                 }
             }
             Err(e) => {
-                self.metrics.auth_failed();
                 let reason = e.reason().as_str();
-                tracing::info!(reason, "authentication refused");
+                tracing::info!(reason, action, "authentication refused");
                 if matches!(e, ApiError::InvalidCredentials) {
-                    let windows = counters.map(|suffix| Window {
-                        suffix,
-                        limit: u64::MAX,
-                        ttl_ms: minute.left_ms,
-                    });
+                    // Noise counts against its address only.
+                    let counted = if recognised { 2 } else { 1 };
+                    let windows: Vec<Window> = counters
+                        .into_iter()
+                        .take(counted)
+                        .map(|suffix| Window {
+                            suffix,
+                            limit: u64::MAX,
+                            ttl_ms: minute.left_ms,
+                        })
+                        .collect();
                     self.store.hit(None, &windows).await?;
                 }
-                self.record_failure(api_key, identified.as_ref(), reason, ip, now_s)
-                    .await?;
+                let failure = Failure {
+                    action,
+                    reason,
+                    ip,
+                    identified: identified.as_ref(),
+                };
+                self.record_failure(api_key, failure, now_s).await?;
             }
         }
         result
@@ -106,11 +212,15 @@ impl AppState {
     async fn record_failure(
         &self,
         api_key: &ApiKey,
-        identified: Option<&(String, String)>,
-        reason: &str,
-        ip: IpAddr,
+        failure: Failure<'_>,
         now_s: i64,
     ) -> Result<(), ApiError> {
+        let Failure {
+            action,
+            reason,
+            ip,
+            identified,
+        } = failure;
         // The lookup has just cached the instance, if there is one: only its
         // epoch is read again.
         let instance_id = match identified {
@@ -128,13 +238,13 @@ impl AppState {
         let credential_id = identified.map_or("unknown", |(_, c)| c.as_str());
         self.usage
             .count(&instance_id, credential_id, AUTH_FAILED, now_s);
-        let mut entry = AuditEntry::client("auth.failed")
+        let mut entry = AuditEntry::client(action)
             .reason(reason)
             .ip(&ip.to_string());
         if let Some((_, credential_id)) = identified {
             entry = entry.credential(credential_id);
         }
-        self.audit(&instance_id, entry).await;
+        self.audit_later(&instance_id, entry);
         Ok(())
     }
 
@@ -144,32 +254,26 @@ impl AppState {
         &self,
         api_key: &ApiKey,
         origin: Option<&str>,
-        presented: Presented,
+        presented: Credential,
         identified: &mut Option<(String, String)>,
     ) -> Result<IssuedToken, ApiError> {
         let now = self.now();
         let (instance, credential, kind, org) = match presented {
-            Presented::Secret(raw) => {
+            Credential::Secret(secret) => {
                 tracing::Span::current().record("kind", "secret");
                 if origin.is_some() {
                     return Err(ApiError::SecretFromBrowser);
                 }
-                let secret: Secret = raw
-                    .trim()
-                    .parse()
-                    .map_err(|_| ApiError::InvalidCredentials)?;
+                let secret = secret.ok_or(ApiError::InvalidCredentials)?;
                 let (instance, credential) = self
                     .authenticate(api_key, secret.expose(), CredentialKind::Secret)
                     .await?;
                 *identified = Some((instance.id.clone(), credential.id.clone()));
                 (instance, credential, TokenKind::Server, None)
             }
-            Presented::DomainKey(raw) => {
+            Credential::DomainKey(key) => {
                 tracing::Span::current().record("kind", "domain_key");
-                let key: DomainKey = raw
-                    .trim()
-                    .parse()
-                    .map_err(|_| ApiError::InvalidCredentials)?;
+                let key = key.ok_or(ApiError::InvalidCredentials)?;
                 let (instance, credential) = self
                     .authenticate(api_key, key.expose(), CredentialKind::DomainKey)
                     .await?;

@@ -1,12 +1,13 @@
 //! Experience operations (SPEC §1, §7): an instance's products with their
 //! settings and their static experience tokens (Interakt style). A token is
 //! shown once, at creation or regeneration; regenerating with
-//! `grace_seconds: 0` (the default) kills the old token at once, a grace keeps
-//! both working until it ends.
+//! `grace_seconds: 0` (the default) kills every older token at once, a grace
+//! keeps them working until it ends — never longer than a grace they already
+//! had, so a later regeneration can only shorten an earlier one.
 
 use super::AppState;
-use crate::domain::credential::ExperienceToken;
-use crate::domain::instance::{CredentialRecord, Instance, Product};
+use crate::domain::credential::{CredentialKind, ExperienceToken};
+use crate::domain::instance::{CredentialRecord, CredentialStatus, Instance, Product};
 use crate::domain::settings::{ExperienceSettings, Grace};
 use crate::error::ApiError;
 
@@ -84,6 +85,28 @@ impl AppState {
         self.revoke_experience_tokens(&instance.id, slug).await
     }
 
+    /// The experience's tokens that the gateway still accepts, but for
+    /// `current`: those inside a regeneration grace.
+    pub async fn accepted_experience_tokens(
+        &self,
+        instance_id: &str,
+        slug: &str,
+        current: &str,
+    ) -> Result<Vec<CredentialRecord>, ApiError> {
+        let now = self.now();
+        Ok(self
+            .store
+            .list_credentials(instance_id, CredentialKind::ExperienceToken)
+            .await?
+            .into_iter()
+            .filter(|r| {
+                r.experience.as_deref() == Some(slug)
+                    && r.id != current
+                    && r.status(now) != CredentialStatus::Revoked
+            })
+            .collect())
+    }
+
     /// Issues a new token for the experience; the old one dies when the grace
     /// ends.
     pub async fn regenerate_experience_token(
@@ -99,12 +122,20 @@ impl AppState {
         let replaced = product.token_id.replace(record.id.clone());
         instance.products.insert(slug.to_owned(), product.clone());
         self.save_instance(&instance).await?;
+        // Every older token still accepted, not only the one just replaced:
+        // the store keeps the earlier of two ends.
         let mut previous = None;
-        if let Some(old_id) = replaced {
-            previous = self
+        for old in self
+            .accepted_experience_tokens(&instance.id, slug, &record.id)
+            .await?
+        {
+            let ended = self
                 .store
-                .expire_credential(&instance.id, &old_id, now + grace.duration())
+                .expire_credential(&instance.id, &old.id, now + grace.duration())
                 .await?;
+            if replaced.as_deref() == Some(old.id.as_str()) {
+                previous = ended;
+            }
         }
         Ok(IssuedExperience {
             product,

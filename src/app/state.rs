@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::audit::AuditBuffer;
 use super::cache::{CredentialCache, InstanceCache};
 use super::origin_index::OriginIndex;
 use super::revocation_view::RevocationView;
@@ -26,6 +27,7 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub usage: UsageBuffer,
+    pub audit_buffer: AuditBuffer,
     pub caches: Caches,
     pub revocations: Arc<RevocationView>,
     pub origins: OriginIndex,

@@ -20,6 +20,8 @@ pub enum OriginError {
     BadPort,
     #[error("a wildcard may only be the whole leftmost label, as in *.example.com")]
     BadWildcard,
+    #[error("a wildcard over a public suffix (such as *.co.uk or *.github.io) would allow every site registered under it")]
+    PublicSuffixWildcard,
 }
 
 /// A browser's `Origin` header, parsed and normalised to lower case.
@@ -139,6 +141,11 @@ impl FromStr for DomainPattern {
         if wildcard && !host.contains('.') {
             return Err(OriginError::BadWildcard);
         }
+        // So would `*.co.uk` or `*.github.io`: the Public Suffix List (ICANN
+        // and private sections, embedded in the binary) names them.
+        if wildcard && is_public_suffix(host) {
+            return Err(OriginError::PublicSuffixWildcard);
+        }
         // Origins drop their scheme's default port, so patterns do too.
         let port = match port {
             Some(443) => None,
@@ -151,6 +158,13 @@ impl FromStr for DomainPattern {
             port,
         })
     }
+}
+
+/// Whether `host` is itself a public suffix, under which anyone can register
+/// a site.
+fn is_public_suffix(host: &str) -> bool {
+    psl::suffix(host.as_bytes())
+        .is_some_and(|suffix| suffix.is_known() && suffix.as_bytes() == host.as_bytes())
 }
 
 impl fmt::Display for DomainPattern {
@@ -267,6 +281,26 @@ mod tests {
         assert!(!p("example.com").matches(&o("https://example.com.evil.io")));
         assert!(!p("example.com").matches(&o("https://www.example.com")));
         assert!(!p("example.com").matches(&o("https://example.com:8443")));
+    }
+
+    #[test]
+    fn wildcards_over_public_suffixes_are_refused() {
+        for bad in ["*.co.uk", "*.github.io", "*.com.au", "*.s3.amazonaws.com"] {
+            assert_eq!(
+                bad.parse::<DomainPattern>(),
+                Err(OriginError::PublicSuffixWildcard),
+                "{bad}"
+            );
+        }
+        for ok in [
+            "*.example.co.uk",
+            "*.me.github.io",
+            "co.uk",
+            "*.example.internal",
+        ] {
+            assert!(ok.parse::<DomainPattern>().is_ok(), "{ok}");
+        }
+        assert!("https://*.github.io".parse::<OriginPattern>().is_err());
     }
 
     #[test]

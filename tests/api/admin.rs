@@ -210,6 +210,37 @@ async fn a_revoked_secret_cannot_be_rotated(backend: Backend) {
     assert_eq!(app.admin("GET", &list, None).await.body, before);
 }
 
+/// A wildcard over a public suffix would allow every site registered under
+/// it: refused for domain keys and for experiences' allowed origins.
+async fn public_suffix_wildcards_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_instance().await;
+    let keys = format!("/admin/v1/instances/{}/domain-keys", created.id);
+    for domain in ["*.co.uk", "*.github.io"] {
+        app.admin("POST", &keys, Some(json!({ "domains": [domain] })))
+            .await
+            .assert_error(400, "invalid_domain");
+    }
+    let reply = app
+        .admin("POST", &keys, Some(json!({ "domains": ["*.shop.co.uk"] })))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let experiences = format!("/admin/v1/instances/{}/experiences", created.id);
+    app.admin(
+        "POST",
+        &experiences,
+        Some(json!({
+            "slug": "search",
+            "upstream": "http://127.0.0.1:9/search",
+            "allowed_origins": ["https://*.github.io"],
+        })),
+    )
+    .await
+    .assert_error(400, "invalid_request");
+    let listed = app.admin("GET", &keys, None).await;
+    assert_eq!(listed.body["domain_keys"].as_array().unwrap().len(), 1);
+}
+
 async fn domain_keys_report_their_status(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.domain_keys.propagation_seconds = 120).await;
     let created = app.create_instance().await;
@@ -346,6 +377,7 @@ both_backends!(
     secrets_are_shown_once_then_masked,
     rotation_keeps_the_old_secret_for_the_grace,
     a_revoked_secret_cannot_be_rotated,
+    public_suffix_wildcards_are_refused,
     domain_keys_report_their_status,
     bad_admin_input_is_refused_and_changes_nothing,
 );

@@ -172,6 +172,8 @@ async fn ipv6_clients_share_their_64() {
 
 /// Failed exchanges are also limited per API key: spreading guesses over many
 /// client addresses does not escape it, and other instances are not affected.
+/// The API key is public, so the limit never locks out the holder of the
+/// right secret: past it, only wrong credentials wait.
 #[actix_web::test]
 async fn brute_force_is_limited_per_api_key_too() {
     let app = spawn_app_with(Backend::Memory, |c| {
@@ -191,6 +193,13 @@ async fn brute_force_is_limited_per_api_key_too() {
             .insert_header(("x-forwarded-for", ip));
         app.send(request, Some(Body::Json(json!({ "secret": secret }))))
     };
+    // Noise (not even the format of a secret) counts against its address
+    // only, never against the API key.
+    for ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
+        auth_from(ip, target.api_key.clone(), "kb_sk_not-a-secret".into())
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
     for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
         auth_from(ip, target.api_key.clone(), wrong.expose().to_owned())
             .await
@@ -199,11 +208,18 @@ async fn brute_force_is_limited_per_api_key_too() {
     let reply = auth_from(
         "198.51.100.4",
         target.api_key.clone(),
-        target.secret.clone(),
+        wrong.expose().to_owned(),
     )
     .await;
     reply.assert_error(429, "too_many_failures");
     assert_eq!(reply.body["error"]["limit"], json!("auth_failures"));
+    let holder = auth_from(
+        "198.51.100.4",
+        target.api_key.clone(),
+        target.secret.clone(),
+    )
+    .await;
+    assert_eq!(holder.status, 200, "{}", holder.text);
     let untouched = auth_from("198.51.100.4", other.api_key.clone(), other.secret.clone()).await;
     assert_eq!(untouched.status, 200, "{}", untouched.text);
 }

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::both_backends;
 use crate::fixture::{start_of_a_minute, Fixture};
-use crate::helpers::{spawn_app, Backend};
+use crate::helpers::{spawn_app, spawn_app_with, Backend};
 
 async fn usage_and_audit_follow_traffic(backend: Backend) {
     let s = Fixture::bare(spawn_app(backend).await).await;
@@ -110,4 +110,48 @@ async fn usage_and_audit_follow_traffic(backend: Backend) {
         .assert_error(400, "invalid_query");
 }
 
-both_backends!(usage_and_audit_follow_traffic);
+/// Introspection authenticates its client with the instance's secret: its
+/// failures are audited and count in the same brute-force limits as
+/// `/v1/auth`, so it is no side door for guessing secrets.
+async fn introspection_failures_are_limited_and_audited(backend: Backend) {
+    let s = Fixture::with_products(
+        spawn_app_with(backend, |c| c.limits.auth_failures_per_ip_per_minute = 3).await,
+    )
+    .await;
+    start_of_a_minute(&s.app);
+    let wrong = keybroker::domain::credential::Secret::generate();
+    for _ in 0..3 {
+        s.introspect_as(s.token(), wrong.expose())
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    // The address has used its budget: introspection and /v1/auth both wait.
+    s.introspect(s.token())
+        .await
+        .assert_error(429, "too_many_failures");
+    s.app
+        .auth_with_secret(&s.created.api_key, &s.created.secret)
+        .await
+        .assert_error(429, "too_many_failures");
+
+    let audit = s
+        .app
+        .admin(
+            "GET",
+            &format!("/admin/v1/instances/{}/audit?limit=10", s.created.id),
+            None,
+        )
+        .await;
+    let failures = audit.body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == json!("introspect.failed"))
+        .count();
+    assert_eq!(failures, 3, "{}", audit.text);
+}
+
+both_backends!(
+    usage_and_audit_follow_traffic,
+    introspection_failures_are_limited_and_audited,
+);

@@ -31,19 +31,47 @@ pub fn experience_view(slug: &str, product: &Product, token: Option<Value>) -> V
     })
 }
 
-async fn token_view(
+/// The experience with its current token and the older tokens still
+/// accepted (inside a regeneration grace), all masked.
+async fn stored_view(
     state: &AppState,
     instance_id: &str,
+    slug: &str,
     product: &Product,
-) -> Result<Option<Value>, ApiError> {
-    let Some(id) = &product.token_id else {
-        return Ok(None);
+) -> Result<Value, ApiError> {
+    let now = state.now();
+    let current = match &product.token_id {
+        Some(id) => state.store.get_credential(instance_id, id).await?,
+        None => None,
     };
-    let record = state.store.get_credential(instance_id, id).await?;
-    record
-        .map(|r| serde_json::to_value(CredentialView::new(&r, state.now())))
+    let token = current
+        .as_ref()
+        .map(|r| serde_json::to_value(CredentialView::new(r, now)))
         .transpose()
-        .map_err(ApiError::internal)
+        .map_err(ApiError::internal)?;
+    let mut view = experience_view(slug, product, token);
+    view["previous_tokens"] = previous_tokens(state, instance_id, slug, product).await?;
+    Ok(view)
+}
+
+async fn previous_tokens(
+    state: &AppState,
+    instance_id: &str,
+    slug: &str,
+    product: &Product,
+) -> Result<Value, ApiError> {
+    let current = product.token_id.as_deref().unwrap_or_default();
+    let now = state.now();
+    let older = state
+        .accepted_experience_tokens(instance_id, slug, current)
+        .await?;
+    serde_json::to_value(
+        older
+            .iter()
+            .map(|r| CredentialView::new(r, now))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(ApiError::internal)
 }
 
 fn curl_example(state: &AppState, slug: &str, product: &Product, token: &str) -> String {
@@ -102,8 +130,7 @@ pub async fn list(
     let instance = state.load_instance(&path).await?;
     let mut experiences = Vec::new();
     for (slug, product) in &instance.products {
-        let token = token_view(&state, &instance.id, product).await?;
-        experiences.push(experience_view(slug, product, token));
+        experiences.push(stored_view(&state, &instance.id, slug, product).await?);
     }
     Ok(HttpResponse::Ok().json(json!({ "experiences": experiences })))
 }
@@ -118,8 +145,8 @@ pub async fn get(
     let (instance_id, slug) = path.into_inner();
     let instance = state.load_instance(&instance_id).await?;
     let product = product_of(&instance, &slug)?;
-    let token = token_view(&state, &instance.id, product).await?;
-    Ok(HttpResponse::Ok().json(experience_view(&slug, product, token)))
+    let view = stored_view(&state, &instance.id, &slug, product).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[tracing::instrument(skip_all, fields(instance = %path.0, experience = %path.1))]
@@ -137,8 +164,8 @@ pub async fn update(
             AuditEntry::admin("experience.update").target(&slug),
         )
         .await;
-    let token = token_view(&state, &instance_id, &product).await?;
-    Ok(HttpResponse::Ok().json(experience_view(&slug, &product, token)))
+    let view = stored_view(&state, &instance_id, &slug, &product).await?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[tracing::instrument(skip_all, fields(instance = %path.0, experience = %path.1))]
@@ -198,6 +225,7 @@ pub async fn regenerate_token(
         .map_err(ApiError::internal)?;
     let mut view = experience_view(&slug, product, Some(token_json));
     view["previous_token"] = previous_view;
+    view["previous_tokens"] = previous_tokens(&state, &instance_id, &slug, product).await?;
     view["curl"] = json!(curl_example(&state, &slug, product, token));
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

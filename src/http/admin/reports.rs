@@ -59,6 +59,7 @@ pub async fn audit(
     page: web::Query<Page>,
 ) -> Result<HttpResponse, ApiError> {
     let instance = state.load_instance(&path).await?;
+    state.audit_buffer.flush(state.store.as_ref()).await;
     let limit = page.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let (raw, total) = state.store.audit(&instance.id, page.offset, limit).await?;
     let entries: Vec<Value> = raw

@@ -1,5 +1,6 @@
-//! `POST /admin/v1/instances/{id}/revoke-tokens`: by `jti`, by session `sid`, or
-//! `{}` for every token of the instance issued until now.
+//! `POST /admin/v1/instances/{id}/revoke-tokens`: by `jti`, by session `sid`,
+//! an experience token by its credential id (`experience_token`), or `{}` for
+//! every access token of the instance issued until now.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -22,6 +23,8 @@ pub struct RevokeTokens {
     jti: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     sid: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    experience_token: Option<Option<String>>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -39,26 +42,29 @@ pub async fn revoke_tokens(
     path: web::Path<String>,
     JsonBody(body): JsonBody<RevokeTokens>,
 ) -> Result<HttpResponse, ApiError> {
-    let (jti, sid) = match (body.jti, body.sid) {
-        (Some(None), _) | (_, Some(None)) => {
+    let (jti, sid, xt) = match (body.jti, body.sid, body.experience_token) {
+        (Some(None), _, _) | (_, Some(None), _) | (_, _, Some(None)) => {
             return Err(ApiError::InvalidRequest(
-                "jti and sid cannot be null; send {} to revoke every token of the instance".into(),
+                "jti, sid and experience_token cannot be null; send {} to revoke every token of the instance".into(),
             ))
         }
-        (jti, sid) => (jti.flatten(), sid.flatten()),
+        (jti, sid, xt) => (jti.flatten(), sid.flatten(), xt.flatten()),
     };
-    let target = match (&jti, &sid) {
-        (Some(_), Some(_)) => {
+    let target = match (&jti, &sid, &xt) {
+        (Some(jti), None, None) if valid_id(jti) => TokenTarget::Token(jti),
+        (None, Some(sid), None) if valid_id(sid) => TokenTarget::Session(sid),
+        (None, None, Some(id)) if valid_id(id) => TokenTarget::ExperienceToken(id),
+        (None, None, None) => TokenTarget::Instance,
+        (Some(_), None, None) | (None, Some(_), None) | (None, None, Some(_)) => {
             return Err(ApiError::InvalidRequest(
-                "send jti or sid, not both (or {} for every token of the instance)".into(),
+                "jti, sid and experience_token are 1 to 128 characters of letters, digits, - and _"
+                    .into(),
             ))
         }
-        (Some(jti), None) if valid_id(jti) => TokenTarget::Token(jti),
-        (None, Some(sid)) if valid_id(sid) => TokenTarget::Session(sid),
-        (None, None) => TokenTarget::Instance,
         _ => {
             return Err(ApiError::InvalidRequest(
-                "jti and sid are 1 to 128 characters of letters, digits, - and _".into(),
+                "send one of jti, sid or experience_token (or {} for every token of the instance)"
+                    .into(),
             ))
         }
     };
@@ -69,13 +75,14 @@ pub async fn revoke_tokens(
             &path,
             AuditEntry::admin("tokens.revoke")
                 .target(scope)
-                .detail(json!({ "jti": jti, "sid": sid })),
+                .detail(json!({ "jti": jti, "sid": sid, "experience_token": xt })),
         )
         .await;
     Ok(HttpResponse::Ok().json(json!({
         "revoked": scope,
         "jti": jti,
         "sid": sid,
+        "experience_token": xt,
         "at": rfc3339(at),
     })))
 }

@@ -17,10 +17,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::domain::credential::{ApiKey, CredentialKind, Secret};
+use crate::domain::credential::ApiKey;
 use crate::domain::instance::Instance;
 use crate::error::ApiError;
-use crate::http::extract::{app_state, JsonOrForm};
+use crate::http::extract::{app_state, client_ip, JsonOrForm};
 
 #[derive(Debug, Deserialize)]
 pub struct IntrospectRequest {
@@ -29,6 +29,8 @@ pub struct IntrospectRequest {
 
 /// The instance authenticated by HTTP Basic `api_key:secret`; checked before
 /// the body is read, so an unauthenticated caller learns nothing from it.
+/// Failures count in the `/v1/auth` brute-force limits and the audit log
+/// (`introspect.failed`).
 pub struct IntrospectionClient(Arc<Instance>);
 
 impl FromRequest for IntrospectionClient {
@@ -38,14 +40,13 @@ impl FromRequest for IntrospectionClient {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
         let credentials = basic_credentials(req);
+        let ip = state.as_ref().ok().map(|state| client_ip(req, state));
         Box::pin(async move {
             let state = state?;
             let (api_key, secret) = credentials.ok_or(ApiError::InvalidClient)?;
-            match state
-                .authenticate(&api_key, secret.expose(), CredentialKind::Secret)
-                .await
-            {
-                Ok((instance, _)) => Ok(IntrospectionClient(instance)),
+            let ip = ip.ok_or(ApiError::InvalidClient)?;
+            match state.authenticate_client(&api_key, &secret, ip).await {
+                Ok(instance) => Ok(IntrospectionClient(instance)),
                 Err(ApiError::InvalidCredentials) => Err(ApiError::InvalidClient),
                 Err(other) => Err(other),
             }
@@ -53,7 +54,7 @@ impl FromRequest for IntrospectionClient {
     }
 }
 
-fn basic_credentials(req: &HttpRequest) -> Option<(ApiKey, Secret)> {
+fn basic_credentials(req: &HttpRequest) -> Option<(ApiKey, String)> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -61,7 +62,7 @@ fn basic_credentials(req: &HttpRequest) -> Option<(ApiKey, Secret)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (user, password) = decoded.split_once(':')?;
-    Some((user.parse().ok()?, password.parse().ok()?))
+    Some((user.parse().ok()?, password.to_owned()))
 }
 
 #[tracing::instrument(skip_all)]
