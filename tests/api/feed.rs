@@ -53,16 +53,8 @@ async fn gateway_fails_closed_while_redis_is_down() {
     );
 
     redis.lock().unwrap().stop();
-    let before = w.upstream.hits();
-    w.refused(
-        &w.call("/prod/search/v1/search", w.token()).await,
-        503,
-        "store_unavailable",
-        before,
-    );
-    w.verify("/search/v1/search", w.token())
-        .await
-        .assert_error(503, "store_unavailable");
+    w.token_refused_everywhere("/search/v1/search", 503, "store_unavailable")
+        .await;
 
     redis.lock().unwrap().restart();
     let mut status = 0;
@@ -170,14 +162,7 @@ async fn a_warm_second_process_sees_every_change_at_once() {
 
     // A deletes the instance: B refuses its API key at once.
     w.app.clock.advance(1);
-    let fresh = w
-        .app
-        .auth_with_secret(&w.created.api_key, &w.created.secret)
-        .await
-        .body["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let fresh = w.fresh_token().await;
     assert_eq!(on_b("/prod/chat/v1/chat", &fresh).await.status, 200);
     assert_eq!(w.app.admin("DELETE", &instance, None).await.status, 204);
     on_b("/prod/chat/v1/chat", &fresh)

@@ -145,6 +145,32 @@ impl Fixture {
         assert_eq!(self.upstream.hits(), before, "the upstream was reached");
     }
 
+    /// A new server token of the instance's first secret.
+    pub async fn fresh_token(&self) -> String {
+        let reply = self
+            .app
+            .auth_with_secret(&self.created.api_key, &self.created.secret)
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body["accessToken"].as_str().unwrap().to_owned()
+    }
+
+    /// The server token is refused, with `status` and `reason`, by the
+    /// gateway (the upstream not reached) and by `/v1/verify` for the
+    /// original URI `verify_uri`.
+    pub async fn token_refused_everywhere(&self, verify_uri: &str, status: u16, reason: &str) {
+        let before = self.upstream.hits();
+        self.refused(
+            &self.call("/prod/search/v1/search", self.token()).await,
+            status,
+            reason,
+            before,
+        );
+        self.verify(verify_uri, self.token())
+            .await
+            .assert_error(status, reason);
+    }
+
     fn signer(&self) -> TokenService {
         TokenService::new(self.app.address.clone(), signing_key_pem(), &[], 30).unwrap()
     }

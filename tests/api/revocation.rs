@@ -17,16 +17,8 @@ async fn deleting_the_instance_stops_its_tokens_at_once(backend: Backend) {
     );
     let path = format!("/admin/v1/instances/{}", w.created.id);
     assert_eq!(w.app.admin("DELETE", &path, None).await.status, 204);
-    let before = w.upstream.hits();
-    w.refused(
-        &w.call("/prod/search/v1/search", w.token()).await,
-        401,
-        "invalid_credentials",
-        before,
-    );
-    w.verify("/search/v1/search", w.token())
-        .await
-        .assert_error(401, "invalid_credentials");
+    w.token_refused_everywhere("/search/v1/search", 401, "invalid_credentials")
+        .await;
 }
 
 async fn revocation_by_jti_sid_credential_and_instance(backend: Backend) {
@@ -137,16 +129,8 @@ async fn deleting_a_secret_kills_its_tokens_everywhere(backend: Backend) {
     assert_eq!(w.introspect(w.token()).await.body["active"], json!(true));
     assert_eq!(w.app.admin("DELETE", &path, None).await.status, 200);
 
-    let before = w.upstream.hits();
-    w.refused(
-        &w.call("/prod/search/v1/search", w.token()).await,
-        401,
-        "token_revoked",
-        before,
-    );
-    w.verify("/prod/search/v1/search", w.token())
-        .await
-        .assert_error(401, "token_revoked");
+    w.token_refused_everywhere("/prod/search/v1/search", 401, "token_revoked")
+        .await;
     w.app
         .refresh(&w.created.api_key, w.token(), None)
         .await
@@ -288,14 +272,7 @@ async fn revocation_keys_expire() {
     }
     // Logout of a fresh token writes jti and sid entries bounded by its own life.
     w.app.clock.advance(1);
-    let token = w
-        .app
-        .auth_with_secret(&w.created.api_key, &w.created.secret)
-        .await
-        .body["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = w.fresh_token().await;
     w.app.refresh(&w.created.api_key, &token, None).await;
     let request = w
         .app
