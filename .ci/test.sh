@@ -17,6 +17,10 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     need+=(nginx)
   fi
 fi
+# Chromium, Node.js and npm for the SDK's unit and browser tests (sdk/).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if ((${#need[@]})); then
   ./.ci/install-packages.sh "${need[@]}"
 fi
@@ -29,7 +33,13 @@ cargo clippy --all-targets --locked -- -D warnings
 test_log=$(mktemp)
 trap 'rm -f "$test_log"' EXIT
 cargo test --all-targets --locked 2>&1 | tee "$test_log"
+# The SDK: unit tests on a fake clock, then Chromium against a real broker.
+node --test --test-reporter=tap sdk/test/ 2>&1 | tee -a "$test_log"
+./sdk/browser-test/run.sh 2>&1 | tee -a "$test_log"
 ./bench/run.sh --smoke
-# One closing line for the whole suite (cargo prints one per test binary).
+# One closing line for the whole suite (cargo prints one per test binary;
+# node's TAP reporter closes each run with `# pass N` and `# fail N`).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;/) p += $(i - 1); if ($i ~ /^failed;/) f += $(i - 1) } }
+     /^# pass [0-9]+$/ { p += $3 }
+     /^# fail [0-9]+$/ { f += $3 }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"

@@ -157,7 +157,8 @@ export declare class KeyBroker extends EventTarget {
    * token added. Renews and replays once on 401 `token_expired`/`invalid_token`;
    * retries 429/503 after `Retry-After` (at most 3 times, idempotent methods
    * only unless `retry: true`). Resolves with the final Response, whatever its
-   * status; rejects with a KeyBrokerError only when no token can be had.
+   * status; rejects with a KeyBrokerError when no token can be had or nothing
+   * answered (status 0, `network_error`).
    */
   fetch(product: string, path?: string, init?: RequestInit & { retry?: boolean }): Promise<Response>;
 

@@ -232,7 +232,8 @@ export class KeyBroker extends EventTarget {
   /**
    * A product call: `path` below the product's URL, `init` as for `fetch`
    * (plus `retry: true` to retry a non-idempotent method after 429/503).
-   * Resolves with the Response, like `fetch`, whatever its status.
+   * Resolves with the Response, like `fetch`, whatever its status; rejects
+   * with a KeyBrokerError when no token can be had or nothing answered.
    */
   async fetch(product, path = "", init = {}) {
     this.#ensureOpen();
@@ -248,7 +249,13 @@ export class KeyBroker extends EventTarget {
       if (this.#options.apiKey) headers.set("x-inbenta-key", this.#options.apiKey);
       if (this.#mode === "experienceToken") headers.set("x-access-token", token);
       else headers.set("authorization", `Bearer ${token}`);
-      const response = await this.#fetch(url, { ...request, method, headers });
+      let response;
+      try {
+        response = await this.#fetch(url, { ...request, method, headers });
+      } catch (cause) {
+        // Browsers hide why: a refused preflight looks the same as no network.
+        throw new KeyBrokerError(`cannot reach the broker: ${cause && cause.message}`, { cause });
+      }
       if (response.status === 401) {
         const error = await KeyBrokerError.fromResponse(response, this.#clock.now());
         if (error.reason === "token_revoked" && this.#mode !== "experienceToken") {

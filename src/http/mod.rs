@@ -1,5 +1,6 @@
 //! HTTP routes, grouped by audience: `public` (the Inbenta-compatible API),
-//! `admin` (operators) and `ops` (health and metrics).
+//! `admin` (operators), `ops` (health and metrics) and `sdk` (the embedded
+//! browser and Node SDK).
 
 pub mod access;
 pub mod admin;
@@ -8,6 +9,7 @@ pub mod extract;
 pub mod gateway;
 pub mod ops;
 pub mod public;
+pub mod sdk;
 
 use actix_web::{web, HttpResponse};
 
@@ -97,6 +99,8 @@ routes! {
     "/healthz" => { GET: ops::healthz },
     "/readyz" => { GET: ops::readyz },
     "/metrics" => { GET: ops::metrics },
+    "/sdk/keybroker.js" => { GET: sdk::keybroker_js },
+    "/sdk/keybroker.d.ts" => { GET: sdk::keybroker_d_ts },
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

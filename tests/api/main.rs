@@ -26,4 +26,5 @@ mod processes;
 mod reasons;
 mod refresh;
 mod revocation;
+mod sdk;
 mod usage_audit;
