@@ -20,6 +20,12 @@ use crate::tokens::generate_pkcs8_pem;
 /// The Origin the demo domain key is valid from (a typical local front end).
 pub const DEMO_ORIGIN: &str = "http://localhost:3000";
 
+/// Where the demo page listens: the address behind [`DEMO_ORIGIN`].
+const DEMO_PAGE_LISTEN: &str = "127.0.0.1:3000";
+
+/// The demo page: the SDK, loaded from the broker, on the demo key's origin.
+const DEMO_PAGE: &str = include_str!("demo.html");
+
 fn random_hex() -> String {
     format!(
         "{}{}",
@@ -104,6 +110,38 @@ pub fn start_echo() -> std::io::Result<(String, Server)> {
     Ok((base, server))
 }
 
+/// Serves the demo page on [`DEMO_ORIGIN`]: a token's countdown, the SDK's
+/// events and a search through the gateway, with the demo's API key and
+/// domain key filled in (a domain key is meant to sit in a page).
+pub fn start_page(demo: &DemoInstance, broker_base: &str) -> std::io::Result<Server> {
+    let config = json!({
+        "baseUrl": broker_base,
+        "apiKey": demo.api_key,
+        "domainKey": demo.domain_key,
+    })
+    .to_string()
+    // Inside a <script> element, `</` could end it early.
+    .replace("</", "<\\/");
+    let page = DEMO_PAGE.replace("__CONFIG__", &config);
+    let listener = TcpListener::bind(DEMO_PAGE_LISTEN)?;
+    let server = HttpServer::new(move || {
+        let page = page.clone();
+        App::new().default_service(web::to(move || {
+            let page = page.clone();
+            async move {
+                HttpResponse::Ok()
+                    .content_type("text/html; charset=utf-8")
+                    .insert_header(("cache-control", "no-store"))
+                    .body(page)
+            }
+        }))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
 pub async fn seed(state: &AppState, echo_base: &str) -> Result<DemoInstance, ApiError> {
     let products: BTreeMap<String, Product> = ["search", "chat"]
         .into_iter()
@@ -139,6 +177,7 @@ pub fn banner(
     store: &str,
     admin_token: &str,
     generated: &Generated,
+    page: &Result<(), String>,
 ) -> String {
     let mut notes = Vec::new();
     if generated.signing_key {
@@ -155,10 +194,14 @@ pub fn banner(
     } else {
         format!("Generated for this run only: {}.\n", notes.join(", "))
     };
+    let page_line = match page {
+        Ok(()) => format!("Open {DEMO_ORIGIN} in a browser: the SDK refreshes a token and searches through the gateway.\n"),
+        Err(e) => format!("The demo page is off ({DEMO_PAGE_LISTEN}: {e}).\n"),
+    };
     format!(
         r#"
 keybroker demo — {store}.
-{generated_line}
+{generated_line}{page_line}
   instance     {instance}
   API key      {api_key}
   secret       {secret}

@@ -80,7 +80,13 @@ async fn serve(config: Option<PathBuf>, demo_mode: bool) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot seed the demo instance: {e}"))?;
         let base = &app.state().web.public_base_url;
-        let banner = demo::banner(&seeded, base, store, &admin_token, &generated);
+        // A taken port 3000 costs the page, not the demo.
+        let page = demo::start_page(&seeded, base)
+            .map(|server| {
+                actix_web::rt::spawn(server);
+            })
+            .map_err(|e| e.to_string());
+        let banner = demo::banner(&seeded, base, store, &admin_token, &generated, &page);
         // A closed stdout (`| head`) must not take the server down with it.
         let _ = writeln!(std::io::stdout().lock(), "{banner}");
     }

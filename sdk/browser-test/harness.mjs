@@ -197,3 +197,27 @@ export async function startWorld() {
     },
   };
 }
+
+/** `keybroker serve --demo` on a free port; its page is on http://localhost:3000. */
+export async function startDemo() {
+  const dir = mkdtempSync(join(tmpdir(), "keybroker-demo-"));
+  const targetDir = process.env.CARGO_TARGET_DIR || join(root, "target");
+  const port = await freePort();
+  const demo = start(
+    "demo",
+    join(targetDir, "debug", "keybroker"),
+    ["serve", "--demo"],
+    { KEYBROKER_LISTEN: `127.0.0.1:${port}`, KEYBROKER_LOG_LEVEL: "warn", RUST_LOG: "" },
+    dir,
+  );
+  await waitFor("the demo", async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, demo);
+  await waitFor("the demo page", async () => (await fetch("http://localhost:3000/")).status === 200, demo);
+  return {
+    banner: () => demo.logText(),
+    async stop() {
+      demo.kill("SIGTERM");
+      if (demo.exitCode === null) await new Promise((r) => demo.on("exit", r));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 
 import { chromium } from "playwright-core";
 
-import { startWorld, upstreamLog } from "./harness.mjs";
+import { startDemo, startWorld, upstreamLog } from "./harness.mjs";
 
 const shots = process.env.KEYBROKER_SDK_SCREENSHOTS || new URL("./screenshots/", import.meta.url).pathname;
 let world;
@@ -304,4 +304,28 @@ test("Node: secret mode connects, calls a product, and refreshes", async () => {
   assert.equal(await kb.accessToken(), detail.accessToken);
   assert.equal((await kb.fetch("search", "/v1/search?q=node2")).status, 200);
   await kb.logout();
+});
+
+test("the --demo page on http://localhost:3000 searches through the gateway and shows a refresh", async () => {
+  const demo = await startDemo();
+  try {
+    assert.ok(demo.banner().includes("http://localhost:3000"), "the banner prints the page's URL");
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // A lead of 1197 s on the demo's 1200 s tokens: a refresh within seconds.
+    await page.goto("http://localhost:3000/?refreshBefore=1197");
+    await page.getByText("connected").waitFor({ timeout: 10000 });
+    await page.getByRole("searchbox", { name: "Query" }).fill("sdk demo");
+    await page.getByRole("button", { name: "Search" }).click();
+    const answer = page.getByLabel("Answer");
+    await answer.getByText('"echo": true').waitFor({ timeout: 10000 });
+    assert.ok((await answer.textContent()).includes('"query": "q=sdk%20demo"'));
+    await page.locator("#events").getByText("refresh (refresh)").waitFor({ timeout: 10000 });
+    const remaining = Number(await page.getByRole("timer").textContent());
+    assert.ok(remaining > 1100 && remaining <= 1200, `countdown shows ${remaining}`);
+    await page.screenshot({ path: `${shots}/demo.png`, fullPage: true });
+    await context.close();
+  } finally {
+    await demo.stop();
+  }
 });
