@@ -399,4 +399,6 @@ impl TokenService {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
