@@ -84,9 +84,14 @@ fn generate(kind: CredentialKind) -> String {
             out.push(BASE62[(b % 62) as usize] as char);
         }
     }
-    let checksum = crc32(out.as_bytes());
-    out.push_str(&base62_fixed(checksum));
-    out
+    with_checksum(out)
+}
+
+/// Appends the checksum of `payload` (prefix and random part).
+pub(super) fn with_checksum(mut payload: String) -> String {
+    let checksum = crc32(payload.as_bytes());
+    payload.push_str(&base62_fixed(checksum));
+    payload
 }
 
 fn parse(kind: CredentialKind, s: &str) -> Result<(), CredentialParseError> {

@@ -7,6 +7,8 @@ pub mod instance;
 pub mod network;
 pub mod origin;
 pub mod path;
+#[cfg(test)]
+pub(crate) mod properties;
 pub mod revocation;
 pub mod settings;
 pub mod window;

@@ -122,6 +122,23 @@ impl FromStr for DomainPattern {
     type Err = OriginError;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let pattern = DomainPattern::parse_as_written(raw)?;
+        // Origins drop their scheme's default port, so patterns do too. With
+        // no scheme written, `:80` on loopback (the only hosts http is
+        // allowed for) is taken as a default port as well.
+        let port = match pattern.port {
+            Some(443) => None,
+            Some(80) if is_loopback_name(&pattern.host) => None,
+            other => other,
+        };
+        Ok(DomainPattern { port, ..pattern })
+    }
+}
+
+impl DomainPattern {
+    /// The pattern with the port as written, for callers that know the
+    /// scheme and so which port is its default.
+    fn parse_as_written(raw: &str) -> Result<Self, OriginError> {
         let lower = raw.trim().to_ascii_lowercase();
         if lower.contains("://") || lower.contains(['/', '?', '#', '@']) {
             return Err(OriginError::Malformed);
@@ -146,12 +163,6 @@ impl FromStr for DomainPattern {
         if wildcard && is_public_suffix(host) {
             return Err(OriginError::PublicSuffixWildcard);
         }
-        // Origins drop their scheme's default port, so patterns do too.
-        let port = match port {
-            Some(443) => None,
-            Some(80) if is_loopback_name(host) => None,
-            other => other,
-        };
         Ok(DomainPattern {
             wildcard,
             host: host.to_owned(),
@@ -217,12 +228,14 @@ impl FromStr for OriginPattern {
             Some(("http", rest)) => (false, rest),
             Some(_) => return Err(OriginError::Malformed),
         };
-        let pattern: DomainPattern = rest.trim_end_matches('/').parse()?;
+        // The scheme is written, so only its own default port is dropped:
+        // `https://localhost:80` is not `https://localhost`.
+        let pattern = DomainPattern::parse_as_written(rest.trim_end_matches('/'))?;
         if !secure && (pattern.wildcard || !is_loopback_name(&pattern.host)) {
             return Err(OriginError::InsecureScheme);
         }
         let pattern = match (secure, pattern.port) {
-            (false, Some(80)) => DomainPattern {
+            (true, Some(443)) | (false, Some(80)) => DomainPattern {
                 port: None,
                 ..pattern
             },
@@ -325,6 +338,28 @@ mod tests {
         assert!(p("example.com:443").matches(&o("https://example.com")));
         assert!(p("localhost:80").matches(&o("http://localhost")));
         assert_eq!(p("example.com:443").to_string(), "example.com");
+    }
+
+    /// Found by the property tests: `https://localhost:80` was stored as
+    /// `https://localhost`, admitting port 443 and refusing port 80.
+    #[test]
+    fn a_written_scheme_drops_only_its_own_default_port() {
+        let op = |s: &str| s.parse::<OriginPattern>().unwrap();
+        for (written, shown) in [
+            ("https://localhost:80", "https://localhost:80"),
+            ("http://localhost:443", "http://localhost:443"),
+            ("https://127.0.0.1:80", "https://127.0.0.1:80"),
+            ("https://localhost:443", "https://localhost"),
+            ("http://localhost:80", "http://localhost"),
+            ("localhost:80", "https://localhost:80"),
+        ] {
+            assert_eq!(op(written).to_string(), shown, "{written}");
+            assert_eq!(op(shown), op(written), "{written}");
+        }
+        assert!(op("https://localhost:80").matches(&o("https://localhost:80")));
+        assert!(!op("https://localhost:80").matches(&o("https://localhost")));
+        assert!(op("http://localhost:443").matches(&o("http://localhost:443")));
+        assert!(!op("http://localhost:443").matches(&o("http://localhost")));
     }
 
     #[test]

@@ -386,9 +386,19 @@ impl TokenService {
         if (claims.kind == TokenKind::Browser) != claims.org.is_some() {
             return Err(TokenError::Invalid);
         }
+        // Times the leeway cannot be added to or taken from cannot be
+        // compared; only a signer gone wrong makes them. Refused here, they
+        // never reach the cache or the time checks.
+        if claims.exp.checked_add(self.leeway).is_none()
+            || claims.nbf.checked_sub(self.leeway).is_none()
+        {
+            return Err(TokenError::Invalid);
+        }
         Ok(claims)
     }
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

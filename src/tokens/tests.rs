@@ -126,3 +126,31 @@ fn pem_errors_are_named() {
     let rsa = "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----";
     assert!(matches!(pem_to_der(rsa), Err(KeyError::WrongPemLabel)));
 }
+
+/// Found by the property tests: `exp + leeway` overflowed (a panic in debug
+/// builds, a wrap-around in release) for a token our key signed with an `exp`
+/// at the end of time.
+#[test]
+fn times_that_overflow_with_the_leeway_are_invalid() {
+    let svc = service();
+    let now = Utc::now();
+    let (_, claims) = svc.issue(request(), now).unwrap();
+    for claims in [
+        Claims {
+            exp: i64::MAX,
+            ..claims.clone()
+        },
+        Claims {
+            nbf: i64::MIN,
+            ..claims.clone()
+        },
+    ] {
+        let token = svc.sign(&claims).unwrap();
+        assert_eq!(svc.verify(&token, now), Err(TokenError::Invalid));
+    }
+    let edge = Claims {
+        exp: i64::MAX - 30,
+        ..claims
+    };
+    assert!(svc.verify(&svc.sign(&edge).unwrap(), now).is_ok());
+}

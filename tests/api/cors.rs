@@ -128,4 +128,46 @@ async fn allowed_origins_and_cors(backend: Backend) {
         .assert_error(403, "origin_not_allowed");
 }
 
-both_backends!(allowed_origins_and_cors);
+/// An allowed origin with its scheme written loses only that scheme's
+/// default port: `https://localhost:80` is the origin on port 80, not
+/// `https://localhost`, on loopback where both schemes are allowed.
+async fn a_written_scheme_keeps_a_port_that_is_not_its_default(backend: Backend) {
+    let s = Fixture::bare(spawn_app(backend).await).await;
+    let (body, token) = s
+        .experience(json!({"slug": "search", "kind": "search", "allowed_origins": ["https://localhost:80", "http://localhost:443", "https://127.0.0.1:443"]}))
+        .await;
+    assert_eq!(
+        body["allowed_origins"],
+        json!([
+            "https://localhost:80",
+            "http://localhost:443",
+            "https://127.0.0.1"
+        ])
+    );
+    for (origin, status) in [
+        ("https://localhost:80", 200),
+        ("http://localhost:443", 200),
+        ("https://127.0.0.1", 200),
+        ("https://localhost", 403),
+        ("http://localhost", 403),
+        ("http://127.0.0.1", 403),
+    ] {
+        let reply = s
+            .call_xt(
+                "/prod/search/v1/search",
+                &token,
+                TokenHeader::AccessToken,
+                &[("origin", origin)],
+            )
+            .await;
+        assert_eq!(reply.status, status, "{origin}: {}", reply.text);
+        if status == 403 {
+            reply.assert_error(403, "origin_not_allowed");
+        }
+    }
+}
+
+both_backends!(
+    allowed_origins_and_cors,
+    a_written_scheme_keeps_a_port_that_is_not_its_default
+);

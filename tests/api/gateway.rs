@@ -4,12 +4,12 @@
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use keybroker::clock::Clock;
-use keybroker::tokens::TokenService;
+use keybroker::tokens::{Claims, TokenService};
 use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::fixture::Fixture;
-use crate::helpers::{claims_of, spawn_app, spawn_app_with, Backend, Body};
+use crate::helpers::{claims_of, signing_key_pem, spawn_app, spawn_app_with, Backend, Body};
 
 fn b64_json(part: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
@@ -424,6 +424,27 @@ async fn upstream_down_is_502_and_slow_is_504(backend: Backend) {
     reply.assert_error(502, "upstream_unavailable");
 }
 
+/// A token signed with the broker's own key whose `exp` or `nbf` is at the
+/// edge of a 64-bit time: adding or taking the leeway would overflow. Only a
+/// signer gone wrong makes one, and it is refused like any invalid token, not
+/// answered with a dropped connection.
+async fn times_that_overflow_with_the_leeway_are_refused(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
+    let path = "/prod/search/v1/search";
+    let before = w.upstream.hits();
+    let signer = TokenService::new(w.app.address.clone(), signing_key_pem(), &[], 30).unwrap();
+    let valid = w.token_at(w.app.clock.now());
+    for (claim, value) in [("exp", i64::MAX), ("nbf", i64::MIN)] {
+        let mut claims = claims_of(&valid);
+        claims[claim] = json!(value);
+        let token = signer
+            .sign(&serde_json::from_value::<Claims>(claims).unwrap())
+            .unwrap();
+        w.refused(&w.call(path, &token).await, 401, "invalid_token", before);
+    }
+    assert_eq!(w.call(path, &valid).await.status, 200);
+}
+
 both_backends!(
     proxies_method_path_query_and_body,
     credentials_and_forged_identity_never_reach_the_upstream,
@@ -431,4 +452,5 @@ both_backends!(
     verify_answers_for_reverse_proxies,
     introspection,
     upstream_down_is_502_and_slow_is_504,
+    times_that_overflow_with_the_leeway_are_refused,
 );
