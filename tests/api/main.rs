@@ -17,6 +17,7 @@ mod experience_grace;
 mod experiences;
 mod feed;
 mod gateway;
+mod gateway_headers;
 mod jwks;
 mod layout;
 mod limits;

@@ -24,6 +24,28 @@ impl Recorded {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// The headers as a CGI or WSGI server puts them in its environment:
+    /// `HTTP_` and the name upper-cased with `-` folded into `_`, so that
+    /// `x_keybroker_instance` and `X-Keybroker-Instance` land on one key.
+    pub fn cgi_environ(&self) -> Vec<(String, String)> {
+        self.headers
+            .iter()
+            .map(|(n, v)| {
+                let key = format!("HTTP_{}", n.to_ascii_uppercase().replace('-', "_"));
+                (key, v.clone())
+            })
+            .collect()
+    }
+
+    /// The values of one CGI environment key, in the order received.
+    pub fn cgi(&self, key: &str) -> Vec<String> {
+        self.cgi_environ()
+            .into_iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .collect()
+    }
 }
 
 /// A real HTTP upstream for the gateway, recording every request it gets.

@@ -4,6 +4,9 @@
 //! The caller's credentials (`Authorization`, `x-inbenta-key`,
 //! `X-Access-Token`) and any `X-Keybroker-*` header it sent are removed before
 //! the gateway adds its own identity headers, so an upstream can trust them.
+//! Names are compared with `_` folded into `-`, in any case: CGI and WSGI
+//! servers fold both into one `HTTP_X_KEYBROKER_INSTANCE`, so a caller's
+//! `x_keybroker_instance` would otherwise pass for the broker's header.
 //! Hop-by-hop headers are not forwarded in either direction. Redirects are
 //! passed back to the caller, never followed.
 
@@ -51,6 +54,19 @@ const HOP_BY_HOP: [&str; 9] = [
 
 /// What the caller sent that must not reach the upstream.
 const CREDENTIALS: [&str; 3] = ["authorization", "x-inbenta-key", "x-access-token"];
+
+/// Whether a caller's header is withheld from the upstream: a credential, or
+/// one the broker sets (its identity headers, and `X-Forwarded-For` under
+/// another spelling), compared as a CGI server would after folding `_` into
+/// `-` (header names are already lower case).
+fn withheld(name: &HeaderName) -> bool {
+    let raw = name.as_str();
+    let folded = raw.replace('_', "-");
+    CREDENTIALS.contains(&folded.as_str())
+        || folded == "x-keybroker"
+        || folded.starts_with("x-keybroker-")
+        || (folded != raw && folded == "x-forwarded-for")
+}
 
 fn is_hop_by_hop(name: &HeaderName, headers: &HeaderMap) -> bool {
     let name = name.as_str();
@@ -102,12 +118,7 @@ async fn proxy(
         .timeout(upstream.timeout);
     for (name, value) in incoming {
         let n = name.as_str();
-        if n == "host"
-            || n == "content-length"
-            || CREDENTIALS.contains(&n)
-            || n.starts_with("x-keybroker-")
-            || is_hop_by_hop(name, incoming)
-        {
+        if n == "host" || n == "content-length" || withheld(name) || is_hop_by_hop(name, incoming) {
             continue;
         }
         request = request.append_header((name.clone(), value.clone()));
@@ -115,9 +126,7 @@ async fn proxy(
     for (name, value) in identity(access) {
         request = request.insert_header((name, value));
     }
-    debug_assert!(IDENTITY_HEADERS
-        .iter()
-        .all(|h| h.as_str().starts_with("x-keybroker-")));
+    debug_assert!(IDENTITY_HEADERS.iter().all(withheld));
     if let Some(peer) = req.peer_addr() {
         let forwarded = match incoming
             .get("x-forwarded-for")
