@@ -103,8 +103,10 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("{0}")]
     InvalidDomain(String),
-    #[error("X-Original-URI (or X-Forwarded-Uri) must name the product: /prod/{{product}}/… or /{{product}}/…")]
-    MissingOriginalUri,
+    /// The configured URI header (`verify.uri_header`) is missing or names
+    /// no product.
+    #[error("{0} must name the product: /prod/{{product}}/… or /{{product}}/…")]
+    MissingOriginalUri(String),
     #[error("the request body is larger than the {limit} bytes allowed")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported content type; send {supported}")]
@@ -197,7 +199,7 @@ impl ApiError {
             InvalidRequest(_) => Reason::InvalidRequest,
             InvalidQuery(_) => Reason::InvalidQuery,
             InvalidDomain(_) => Reason::InvalidDomain,
-            MissingOriginalUri => Reason::MissingOriginalUri,
+            MissingOriginalUri(_) => Reason::MissingOriginalUri,
             PayloadTooLarge { .. } => Reason::PayloadTooLarge,
             UnsupportedMediaType { .. } => Reason::UnsupportedMediaType,
             MissingApiKey => Reason::MissingApiKey,

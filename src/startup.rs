@@ -9,7 +9,9 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
 use crate::app::revocation_view::RevocationView;
-use crate::app::state::{AuthLimits, DomainKeySettings, SessionSettings, WebSettings};
+use crate::app::state::{
+    AuthLimits, DomainKeySettings, SessionSettings, VerifySettings, WebSettings,
+};
 use crate::app::{AdminToken, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
@@ -288,6 +290,10 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
                 .iter()
                 .filter_map(|p| p.parse().ok())
                 .collect(),
+        },
+        verify: VerifySettings {
+            uri_header: settings.verify.uri_header.clone(),
+            method_header: settings.verify.method_header(),
         },
         auth_limits: AuthLimits {
             failures_per_ip_per_minute: settings.limits.auth_failures_per_ip_per_minute,

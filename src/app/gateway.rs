@@ -116,7 +116,10 @@ pub async fn check_product_request(
     state: &AppState,
     facts: ProductRequest,
 ) -> Result<ProductAccess, Refusal> {
-    let slug = facts.product.clone().ok_or(ApiError::MissingOriginalUri)?;
+    let slug = facts
+        .product
+        .clone()
+        .ok_or_else(|| ApiError::MissingOriginalUri(state.verify.uri_header.clone()))?;
     let now = state.now();
     let presented = &facts.presented;
     let mut identified = match &facts.experience_token {

@@ -33,6 +33,7 @@ pub struct AppState {
     pub origins: OriginIndex,
     pub sessions: SessionSettings,
     pub web: WebSettings,
+    pub verify: VerifySettings,
     pub auth_limits: AuthLimits,
     pub domain_keys: DomainKeySettings,
 }
@@ -70,6 +71,17 @@ pub struct WebSettings {
     pub cors_max_age_seconds: u64,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<Cidr>,
+}
+
+/// Forward auth: where `/v1/verify` reads the request it authorises. One
+/// header each, set by the proxy in front; other spellings a client may send
+/// are never read.
+#[derive(Debug, Clone)]
+pub struct VerifySettings {
+    /// The original URI's header, as configured (error messages name it).
+    pub uri_header: String,
+    /// The original method's header, of the same family.
+    pub method_header: Option<String>,
 }
 
 /// Brute-force limits on `/v1/auth` (per minute).

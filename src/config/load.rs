@@ -69,6 +69,11 @@ pub(super) const ENV: &[(&str, &str, Kind)] = &[
         Kind::Number,
     ),
     (
+        "KEYBROKER_VERIFY_URI_HEADER",
+        "verify.uri_header",
+        Kind::Text,
+    ),
+    (
         "KEYBROKER_TRUSTED_PROXIES",
         "http.trusted_proxies",
         Kind::List,

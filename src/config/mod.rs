@@ -52,6 +52,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub http: HttpSettings,
     pub gateway: GatewaySettings,
+    pub verify: VerifySettings,
     pub limits: LimitSettings,
     pub log: LogSettings,
 }
@@ -142,6 +143,15 @@ pub struct GatewaySettings {
     pub upstream_timeout_ms: u64,
 }
 
+/// Forward auth (`GET /v1/verify`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerifySettings {
+    /// The one header that names the request being authorised; the proxy in
+    /// front sets it, and every other spelling a client may send is ignored.
+    pub uri_header: String,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -165,6 +175,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             http: HttpSettings::default(),
             gateway: GatewaySettings::default(),
+            verify: VerifySettings::default(),
             limits: LimitSettings::default(),
             log: LogSettings::default(),
         }
@@ -216,6 +227,26 @@ impl Default for GatewaySettings {
         GatewaySettings {
             upstream_timeout_ms: 30_000,
         }
+    }
+}
+
+impl Default for VerifySettings {
+    fn default() -> Self {
+        VerifySettings {
+            // What the shipped nginx example (examples/nginx/) sets.
+            uri_header: "X-Original-URI".into(),
+        }
+    }
+}
+
+impl VerifySettings {
+    /// The header that carries the original method, of the same family as
+    /// the URI header: `X-Original-URI` → `X-Original-Method`,
+    /// `X-Forwarded-Uri` → `X-Forwarded-Method`. `None` for a name without a
+    /// `-` (no family to follow).
+    pub fn method_header(&self) -> Option<String> {
+        let (family, _) = self.uri_header.rsplit_once('-')?;
+        Some(format!("{family}-Method"))
     }
 }
 

@@ -88,3 +88,42 @@ fn weak_or_missing_secrets_fail_validation() {
     assert!(s.validate().is_ok());
     assert!(s.signing_key_pem().is_err());
 }
+
+#[test]
+fn the_verify_uri_header_is_one_valid_header_name() {
+    let mut s = Settings::default();
+    s.admin.token = Some(Sensitive::new("a".repeat(32)));
+    s.secrets.pepper = Some(Sensitive::new("p".repeat(32)));
+    assert_eq!(s.verify.uri_header, "X-Original-URI");
+    assert_eq!(
+        s.verify.method_header().as_deref(),
+        Some("X-Original-Method")
+    );
+    let s = Settings {
+        verify: VerifySettings {
+            uri_header: "X-Forwarded-Uri".into(),
+        },
+        ..s
+    };
+    assert!(s.validate().is_ok());
+    assert_eq!(
+        s.verify.method_header().as_deref(),
+        Some("X-Forwarded-Method")
+    );
+    for bad in ["", "X Original", "X-Original-URI:", "é"] {
+        let s = Settings {
+            verify: VerifySettings {
+                uri_header: bad.into(),
+            },
+            ..s.clone()
+        };
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("verify.uri_header"), "{bad:?}: {e}");
+    }
+    let loaded = Settings::load_from(
+        None,
+        env_of(&[("KEYBROKER_VERIFY_URI_HEADER", "X-Forwarded-Uri")]),
+    )
+    .unwrap();
+    assert_eq!(loaded.verify.uri_header, "X-Forwarded-Uri");
+}

@@ -51,6 +51,12 @@ impl Settings {
         if self.gateway.upstream_timeout_ms == 0 {
             return invalid("gateway.upstream_timeout_ms must be at least 1".into());
         }
+        if !is_header_name(&self.verify.uri_header) {
+            return invalid(format!(
+                "verify.uri_header: {:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)",
+                self.verify.uri_header
+            ));
+        }
         for proxy in &self.http.trusted_proxies {
             if proxy.parse::<crate::domain::network::Cidr>().is_err() {
                 return invalid(format!(
@@ -77,4 +83,12 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// An HTTP field name: one or more `tchar`s (RFC 9110 §5.6.2).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }

@@ -348,14 +348,26 @@ async fn verify_answers_for_reverse_proxies(backend: Backend) {
         .app
         .client
         .get(w.app.url("/v1/verify"))
-        .insert_header(("x-forwarded-uri", "/chat/v1/chat"))
-        .insert_header(("x-forwarded-method", "post"))
+        .insert_header(("x-original-uri", "/chat/v1/chat"))
+        .insert_header(("x-original-method", "post"))
         .insert_header(("x-inbenta-key", w.created.api_key.as_str()))
         .bearer_auth(w.token());
     let reply = w.app.send(request, None).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body["method"], json!("POST"));
     assert_eq!(reply.body["product"], json!("chat"));
+    // Only the configured header is read (see verify_uri.rs for the others).
+    let request = w
+        .app
+        .client
+        .get(w.app.url("/v1/verify"))
+        .insert_header(("x-forwarded-uri", "/chat/v1/chat"))
+        .insert_header(("x-inbenta-key", w.created.api_key.as_str()))
+        .bearer_auth(w.token());
+    w.app
+        .send(request, None)
+        .await
+        .assert_error(400, "missing_original_uri");
     assert_eq!(w.upstream.hits(), 0, "verify proxies nothing");
 }
 

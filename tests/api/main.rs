@@ -29,3 +29,4 @@ mod refresh;
 mod revocation;
 mod sdk;
 mod usage_audit;
+mod verify_uri;

@@ -23,6 +23,7 @@ use super::extract::{app_state, client_ip};
 use crate::app::gateway::{
     check_product_request, is_experience_token, ProductAccess, ProductRequest, Refusal,
 };
+use crate::app::AppState;
 use crate::domain::experience::operation_of;
 use crate::domain::path::{check_path, split_gateway_path, split_original_uri};
 use crate::error::ApiError;
@@ -78,13 +79,18 @@ fn header_text(req: &HttpRequest, names: &[&str]) -> Option<String> {
 /// The product and path tail a request names, and whether the path is free
 /// of dot segments. The whole path is checked: behind a reverse proxy,
 /// `/search/../chat/x` names `search` here but reaches `chat` upstream.
-fn target(req: &HttpRequest) -> (Option<(String, String)>, bool) {
+///
+/// `/v1/verify` reads the original URI from the one configured header
+/// (`verify.uri_header`). Proxies such as Traefik pass the client's own
+/// headers through, so falling back to another spelling would let a caller
+/// name the product it is checked for.
+fn target(req: &HttpRequest, state: &AppState) -> (Option<(String, String)>, bool) {
     if req.path().starts_with("/prod/") {
         let target = split_gateway_path(req.path());
         let ok = target.is_none_or(|(_, rest)| check_path(rest).is_ok());
         (target.map(|(p, rest)| (p.to_owned(), rest.to_owned())), ok)
     } else {
-        let uri = header_text(req, &["x-original-uri", "x-forwarded-uri"]);
+        let uri = header_text(req, &[state.verify.uri_header.as_str()]);
         let path = uri
             .as_deref()
             .map(|u| u.split(['?', '#']).next().unwrap_or(""));
@@ -106,7 +112,7 @@ impl FromRequest for ProductAccess {
             Ok(state) => state,
             Err(missing) => return Box::pin(async move { Err(missing.into()) }),
         };
-        let (target, path_ok) = target(req);
+        let (target, path_ok) = target(req, &state);
         if !path_ok {
             return Box::pin(async { Err(ApiError::InvalidPath.into()) });
         }
