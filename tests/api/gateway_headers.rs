@@ -63,4 +63,35 @@ async fn identity_headers_spelled_with_underscores_never_reach_the_upstream(back
     }
 }
 
-both_backends!(identity_headers_spelled_with_underscores_never_reach_the_upstream,);
+/// IIS and Symfony take the path to serve from `X-Original-URL` or
+/// `X-Rewrite-URL` over the request line; the gateway checked the request
+/// line, so those headers must not reach the product.
+async fn url_override_headers_never_reach_the_upstream(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
+    let request = w
+        .app
+        .client
+        .get(w.app.url("/prod/search/v1/search"))
+        .insert_header(("x-inbenta-key", w.created.api_key.as_str()))
+        .insert_header(("X-Original-URL", "/chat/v1/chat"))
+        .insert_header(("X-Rewrite-URL", "/admin"))
+        .insert_header(("x_original_url", "/chat/underscore"))
+        .insert_header(("x-custom", "kept"))
+        .bearer_auth(w.token());
+    let reply = w.app.send(request, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let seen = w.upstream.last();
+    assert_eq!(seen.header("x-custom"), Some("kept"));
+    for key in ["HTTP_X_ORIGINAL_URL", "HTTP_X_REWRITE_URL"] {
+        assert_eq!(
+            seen.cgi(key),
+            Vec::<String>::new(),
+            "{key} reached the upstream"
+        );
+    }
+}
+
+both_backends!(
+    identity_headers_spelled_with_underscores_never_reach_the_upstream,
+    url_override_headers_never_reach_the_upstream,
+);

@@ -18,6 +18,7 @@ mod experiences;
 mod feed;
 mod gateway;
 mod gateway_headers;
+mod gateway_paths;
 mod jwks;
 mod layout;
 mod limits;

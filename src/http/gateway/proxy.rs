@@ -7,6 +7,8 @@
 //! Names are compared with `_` folded into `-`, in any case: CGI and WSGI
 //! servers fold both into one `HTTP_X_KEYBROKER_INSTANCE`, so a caller's
 //! `x_keybroker_instance` would otherwise pass for the broker's header.
+//! `X-Original-URL` and `X-Rewrite-URL` are removed too: some frameworks
+//! route by them instead of the path the gateway checked.
 //! Hop-by-hop headers are not forwarded in either direction. Redirects are
 //! passed back to the caller, never followed.
 
@@ -55,14 +57,20 @@ const HOP_BY_HOP: [&str; 9] = [
 /// What the caller sent that must not reach the upstream.
 const CREDENTIALS: [&str; 3] = ["authorization", "x-inbenta-key", "x-access-token"];
 
-/// Whether a caller's header is withheld from the upstream: a credential, or
-/// one the broker sets (its identity headers, and `X-Forwarded-For` under
-/// another spelling), compared as a CGI server would after folding `_` into
-/// `-` (header names are already lower case).
+/// Headers that make IIS and Symfony (and frameworks following them) serve
+/// another path than the request line's: the gateway checked the request
+/// line, so the upstream must not be told another.
+const URL_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
+
+/// Whether a caller's header is withheld from the upstream: a credential, a
+/// URL override, or one the broker sets (its identity headers, and
+/// `X-Forwarded-For` under another spelling), compared as a CGI server
+/// would after folding `_` into `-` (header names are already lower case).
 fn withheld(name: &HeaderName) -> bool {
     let raw = name.as_str();
     let folded = raw.replace('_', "-");
     CREDENTIALS.contains(&folded.as_str())
+        || URL_OVERRIDES.contains(&folded.as_str())
         || folded == "x-keybroker"
         || folded.starts_with("x-keybroker-")
         || (folded != raw && folded == "x-forwarded-for")
