@@ -32,6 +32,11 @@ pub struct Product {
     /// Id of the current experience token, if one was generated.
     #[serde(default)]
     pub token_id: Option<String>,
+    /// Whether the product's `Set-Cookie` headers reach callers. Off by
+    /// default: the product shares the broker's origin, so its cookies
+    /// would be set for every other product behind the broker too.
+    #[serde(default)]
+    pub pass_set_cookie: bool,
 }
 
 fn default_rate_limit() -> u32 {
@@ -48,6 +53,7 @@ impl Product {
             daily_cap: None,
             operations: None,
             token_id: None,
+            pass_set_cookie: false,
         }
     }
 

@@ -139,6 +139,7 @@ pub struct ExperienceSettings {
     /// `null` returns to the kind's defaults.
     #[serde(default, deserialize_with = "present")]
     operations: Option<Option<Vec<String>>>,
+    pass_set_cookie: Option<bool>,
 }
 
 impl ExperienceSettings {
@@ -202,6 +203,9 @@ impl ExperienceSettings {
                 }
             }
             product.operations = operations;
+        }
+        if let Some(pass) = self.pass_set_cookie {
+            product.pass_set_cookie = pass;
         }
         Ok(product)
     }

@@ -48,8 +48,22 @@ impl Recorded {
     }
 }
 
+/// What a product answers on paths containing `/product-headers`: a cookie,
+/// its server's name, and CORS headers of its own, the most permissive kind.
+pub const PRODUCT_HEADERS: [(&str, &str); 8] = [
+    ("set-cookie", "product_session=s3cr3t; Path=/; HttpOnly"),
+    ("set-cookie", "product_pref=dark; Path=/"),
+    ("server", "product-httpd/1.0"),
+    ("access-control-allow-origin", "*"),
+    ("access-control-allow-credentials", "true"),
+    ("access-control-allow-methods", "GET, POST, DELETE"),
+    ("access-control-allow-headers", "*"),
+    ("access-control-expose-headers", "x-product-secret"),
+];
+
 /// A real HTTP upstream for the gateway, recording every request it gets.
-/// Paths containing `/slow` answer after two seconds.
+/// Paths containing `/slow` answer after two seconds; paths containing
+/// `/product-headers` answer with [`PRODUCT_HEADERS`] too.
 pub struct TestUpstream {
     pub base: String,
     pub received: Arc<std::sync::Mutex<Vec<Recorded>>>,
@@ -88,8 +102,14 @@ impl TestUpstream {
                     if req.path().contains("/slow") {
                         actix_web::rt::time::sleep(Duration::from_secs(2)).await;
                     }
-                    HttpResponse::Ok()
-                        .insert_header(("x-upstream", "test"))
+                    let mut response = HttpResponse::Ok();
+                    response.insert_header(("x-upstream", "test"));
+                    if req.path().contains("/product-headers") {
+                        for (name, value) in PRODUCT_HEADERS {
+                            response.append_header((name, value));
+                        }
+                    }
+                    response
                         .json(json!({"upstream": true, "path": req.path(), "bytes": body.len()}))
                 }
             }))

@@ -27,6 +27,7 @@ pub fn experience_view(slug: &str, product: &Product, token: Option<Value>) -> V
         "operations": operations,
         "rate_limit_per_minute": product.rate_limit_per_minute,
         "daily_cap": product.daily_cap,
+        "pass_set_cookie": product.pass_set_cookie,
         "token": token.unwrap_or(Value::Null),
     })
 }

@@ -63,6 +63,7 @@ fn product_settings(product: &Product) -> serde_json::Value {
         "rate_limit_per_minute": product.rate_limit_per_minute,
         "daily_cap": product.daily_cap,
         "operations": product.operations,
+        "pass_set_cookie": product.pass_set_cookie,
     })
 }
 

@@ -11,6 +11,13 @@
 //! route by them instead of the path the gateway checked.
 //! Hop-by-hop headers are not forwarded in either direction. Redirects are
 //! passed back to the caller, never followed.
+//!
+//! The product's CORS headers and `Server` never reach the caller: the
+//! browser must see keybroker's CORS decision alone (a product's
+//! `Access-Control-Allow-Credentials: true` beside it would open the
+//! product's cookies to any allowed origin). Its `Set-Cookie` passes only
+//! for experiences that ask for it, since every product behind the broker
+//! shares the broker's origin and so each other's cookies.
 
 use std::time::Duration;
 
@@ -86,6 +93,17 @@ fn is_hop_by_hop(name: &HeaderName, headers: &HeaderMap) -> bool {
             .any(|listed| listed.trim().eq_ignore_ascii_case(name))
 }
 
+/// Whether a product's response header is kept from the caller: its CORS
+/// headers (keybroker's own are the only ones, and it never allows
+/// credentials), its `Server`, and its cookies unless the experience passes
+/// them (`pass_set_cookie`).
+fn kept_back(name: &HeaderName, pass_set_cookie: bool) -> bool {
+    let name = name.as_str();
+    name.starts_with("access-control-")
+        || name == "server"
+        || (!pass_set_cookie && (name == "set-cookie" || name == "set-cookie2"))
+}
+
 #[tracing::instrument(skip_all, fields(product = %access.product))]
 pub async fn forward(
     access: ProductAccess,
@@ -107,12 +125,13 @@ async fn proxy(
 ) -> Result<HttpResponse, ApiError> {
     // Dot segments were refused when the caller was checked.
     let tail = split_gateway_path(req.path()).map_or("", |(_, rest)| rest);
-    let base = access
+    let product = access
         .instance
         .products
         .get(&access.product)
-        .map(|p| p.upstream.trim_end_matches('/').to_owned())
         .ok_or_else(|| ApiError::UnknownProduct(access.product.clone()))?;
+    let base = product.upstream.trim_end_matches('/').to_owned();
+    let pass_set_cookie = product.pass_set_cookie;
     let mut url = format!("{base}/{tail}");
     if let Some(query) = req.uri().query() {
         url.push('?');
@@ -167,7 +186,7 @@ async fn proxy(
     let mut response = HttpResponse::build(upstream_response.status());
     let returned = upstream_response.headers();
     for (name, value) in returned {
-        if !is_hop_by_hop(name, returned) {
+        if !is_hop_by_hop(name, returned) && !kept_back(name, pass_set_cookie) {
             response.append_header((name.clone(), value.clone()));
         }
     }
