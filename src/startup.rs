@@ -1,6 +1,6 @@
 //! The one place that builds the application: settings in, a bound server out.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +16,7 @@ use crate::app::{AdminToken, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::domain::credential::CredentialHasher;
+use crate::domain::upstream::{Authority, UpstreamPolicy};
 use crate::error::ApiError;
 use crate::http;
 use crate::http::cors;
@@ -73,16 +74,20 @@ impl Application {
             settings.public_base_url = Some(format!("http://{local}"));
         }
 
-        let state = web::Data::new(build_state(&settings, clock).await?);
+        let state = web::Data::new(build_state(&settings, local, clock).await?);
         let workers = settings
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
         let server_state = state.clone();
         let upstream_timeout = Duration::from_millis(settings.gateway.upstream_timeout_ms);
+        let upstream_policy = state.upstreams.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(server_state.clone())
-                .app_data(web::Data::new(Upstream::new(upstream_timeout)))
+                .app_data(web::Data::new(Upstream::new(
+                    upstream_timeout,
+                    upstream_policy.clone(),
+                )))
                 .app_data(
                     web::QueryConfig::default()
                         .error_handler(|e, _| ApiError::InvalidQuery(e.to_string()).into()),
@@ -231,7 +236,25 @@ impl RevocationFeed for FeedIntoView {
     }
 }
 
-async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppState, StartupError> {
+/// Where upstreams may point: the setting, and every address of this broker
+/// (as bound, as configured, and as the public base URL names it).
+fn upstream_policy(settings: &Settings, local: SocketAddr) -> UpstreamPolicy {
+    let configured = Authority::parse(&settings.listen, 80).ok();
+    let public = Authority::of_url(&settings.public_base_url()).ok();
+    UpstreamPolicy {
+        allow_private: settings.upstreams.allow_private,
+        own_addresses: [Some(Authority::from(local)), configured, public]
+            .into_iter()
+            .flatten()
+            .collect(),
+    }
+}
+
+async fn build_state(
+    settings: &Settings,
+    local: SocketAddr,
+    clock: Arc<dyn Clock>,
+) -> Result<AppState, StartupError> {
     let tokens = TokenService::new(
         settings.issuer(),
         &settings.signing_key_pem()?,
@@ -291,6 +314,7 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
                 .filter_map(|p| p.parse().ok())
                 .collect(),
         },
+        upstreams: Arc::new(upstream_policy(settings, local)),
         verify: VerifySettings {
             uri_header: settings.verify.uri_header.clone(),
             method_header: settings.verify.method_header(),

@@ -43,7 +43,7 @@ impl AppState {
         slug: &str,
         settings: ExperienceSettings,
     ) -> Result<IssuedExperience, ApiError> {
-        let mut product = settings.apply(slug, None)?;
+        let mut product = settings.apply(slug, None, &self.upstreams)?;
         let mut instance = self.load_instance(instance_id).await?;
         if instance.products.contains_key(slug) {
             return Err(ApiError::Conflict(format!(
@@ -70,7 +70,7 @@ impl AppState {
         settings: ExperienceSettings,
     ) -> Result<Product, ApiError> {
         let mut instance = self.load_instance(instance_id).await?;
-        let product = settings.apply(slug, Some(product_of(&instance, slug)?))?;
+        let product = settings.apply(slug, Some(product_of(&instance, slug)?), &self.upstreams)?;
         instance.products.insert(slug.to_owned(), product.clone());
         self.save_instance(&instance).await?;
         Ok(product)

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::AppState;
 use crate::domain::instance::{Instance, Product};
 use crate::domain::settings::{ExperienceSettings, InstanceName, SettingError};
+use crate::domain::upstream::UpstreamPolicy;
 use crate::error::ApiError;
 
 /// A change to an instance; `None` keeps the current value.
@@ -21,11 +22,12 @@ pub struct InstanceChange {
 pub fn products_from(
     input: BTreeMap<String, ExperienceSettings>,
     current: &BTreeMap<String, Product>,
+    policy: &UpstreamPolicy,
 ) -> Result<BTreeMap<String, Product>, SettingError> {
     input
         .into_iter()
         .map(|(slug, settings)| {
-            let product = settings.apply(&slug, current.get(&slug))?;
+            let product = settings.apply(&slug, current.get(&slug), policy)?;
             Ok((slug, product))
         })
         .collect()
@@ -42,7 +44,7 @@ impl AppState {
         let mut instance = self.load_instance(id).await?;
         let products = change
             .products
-            .map(|p| products_from(p, &instance.products))
+            .map(|p| products_from(p, &instance.products, &self.upstreams))
             .transpose()?;
         if let Some(name) = change.name {
             instance.name = name.into_inner();

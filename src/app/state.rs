@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::domain::credential::{CredentialHash, CredentialHasher};
 use crate::domain::instance::MAX_TOKEN_TTL_SECONDS;
 use crate::domain::network::Cidr;
+use crate::domain::upstream::UpstreamPolicy;
 use crate::metrics::Metrics;
 use crate::store::{Revocation, Store, StoreError};
 use crate::tokens::TokenService;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub sessions: SessionSettings,
     pub web: WebSettings,
     pub verify: VerifySettings,
+    /// Where the admin API lets product upstreams point.
+    pub upstreams: Arc<UpstreamPolicy>,
     pub auth_limits: AuthLimits,
     pub domain_keys: DomainKeySettings,
 }

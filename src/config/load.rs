@@ -12,6 +12,8 @@ use super::{ConfigError, Settings};
 pub(super) enum Kind {
     Text,
     Number,
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+    Bool,
     /// Comma-separated.
     List,
 }
@@ -74,6 +76,11 @@ pub(super) const ENV: &[(&str, &str, Kind)] = &[
         Kind::Text,
     ),
     (
+        "KEYBROKER_UPSTREAMS_ALLOW_PRIVATE",
+        "upstreams.allow_private",
+        Kind::Bool,
+    ),
+    (
         "KEYBROKER_TRUSTED_PROXIES",
         "http.trusted_proxies",
         Kind::List,
@@ -132,6 +139,18 @@ impl Settings {
                         value: raw.clone(),
                     }
                 })?),
+                Kind::Bool => {
+                    toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+                        "true" | "1" | "yes" | "on" => true,
+                        "false" | "0" | "no" | "off" => false,
+                        _ => {
+                            return Err(ConfigError::EnvBool {
+                                var,
+                                value: raw.clone(),
+                            })
+                        }
+                    })
+                }
                 Kind::List => toml::Value::Array(
                     raw.split(',')
                         .map(str::trim)

@@ -53,6 +53,7 @@ pub struct Settings {
     pub http: HttpSettings,
     pub gateway: GatewaySettings,
     pub verify: VerifySettings,
+    pub upstreams: UpstreamSettings,
     pub limits: LimitSettings,
     pub log: LogSettings,
 }
@@ -152,6 +153,14 @@ pub struct VerifySettings {
     pub uri_header: String,
 }
 
+/// Where product upstreams may point (see `domain/upstream.rs`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// Also link-local addresses (cloud metadata) and the broker itself.
+    pub allow_private: bool,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -176,6 +185,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             gateway: GatewaySettings::default(),
             verify: VerifySettings::default(),
+            upstreams: UpstreamSettings::default(),
             limits: LimitSettings::default(),
             log: LogSettings::default(),
         }
@@ -270,6 +280,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("{var} must be a whole number, got {value:?}")]
     EnvNumber { var: &'static str, value: String },
+    #[error("{var} must be true or false, got {value:?}")]
+    EnvBool { var: &'static str, value: String },
     #[error("{0}")]
     Invalid(String),
 }

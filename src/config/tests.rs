@@ -47,6 +47,7 @@ fn every_environment_variable_names_a_real_setting() {
         let value = match kind {
             Kind::Text => "127.0.0.1:1",
             Kind::Number => "7",
+            Kind::Bool => "true",
             Kind::List => "127.0.0.1, 10.0.0.0/8",
         };
         let loaded = Settings::load_from(None, env_of(&[(var, value)]));
@@ -126,4 +127,25 @@ fn the_verify_uri_header_is_one_valid_header_name() {
     )
     .unwrap();
     assert_eq!(loaded.verify.uri_header, "X-Forwarded-Uri");
+}
+
+#[test]
+fn upstreams_allow_private_is_off_unless_said() {
+    assert!(!Settings::default().upstreams.allow_private);
+    for (raw, expected) in [
+        ("true", true),
+        ("1", true),
+        ("ON", true),
+        ("false", false),
+        ("0", false),
+    ] {
+        let s = Settings::load_from(None, env_of(&[("KEYBROKER_UPSTREAMS_ALLOW_PRIVATE", raw)]))
+            .unwrap();
+        assert_eq!(s.upstreams.allow_private, expected, "{raw}");
+    }
+    let e = Settings::load_from(
+        None,
+        env_of(&[("KEYBROKER_UPSTREAMS_ALLOW_PRIVATE", "maybe")]),
+    );
+    assert!(matches!(e, Err(ConfigError::EnvBool { .. })), "{e:?}");
 }

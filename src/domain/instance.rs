@@ -217,23 +217,6 @@ pub fn valid_slug(slug: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// Upstreams are absolute http(s) URLs without credentials or fragments.
-pub fn valid_upstream(url: &str) -> bool {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(rest) => {
-            let authority = rest.split('/').next().unwrap_or("");
-            !authority.is_empty()
-                && !authority.contains('@')
-                && !url.contains('#')
-                && !url.contains(char::is_whitespace)
-        }
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,14 +255,5 @@ mod tests {
             key.status(now + Duration::seconds(60)),
             CredentialStatus::Revoked
         );
-    }
-
-    #[test]
-    fn upstream_urls() {
-        assert!(valid_upstream("http://127.0.0.1:9000/api"));
-        assert!(valid_upstream("https://search.example.com"));
-        assert!(!valid_upstream("ftp://x"));
-        assert!(!valid_upstream("https://user:pw@x.com"));
-        assert!(!valid_upstream("https://"));
     }
 }

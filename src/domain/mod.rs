@@ -11,4 +11,5 @@ pub mod path;
 pub(crate) mod properties;
 pub mod revocation;
 pub mod settings;
+pub mod upstream;
 pub mod window;

@@ -7,10 +7,9 @@
 use serde::{Deserialize, Deserializer};
 
 use super::experience::{valid_operation, ExperienceKind};
-use super::instance::{
-    valid_slug, valid_upstream, Product, MAX_TOKEN_TTL_SECONDS, MIN_TOKEN_TTL_SECONDS,
-};
+use super::instance::{valid_slug, Product, MAX_TOKEN_TTL_SECONDS, MIN_TOKEN_TTL_SECONDS};
 use super::origin::{parse_patterns, OriginError, OriginPattern};
+use super::upstream::{UpstreamError, UpstreamPolicy};
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_ORIGINS: usize = 100;
@@ -34,8 +33,8 @@ pub enum SettingError {
     Slug(String),
     #[error("experience {0:?} needs an upstream")]
     NoUpstream(String),
-    #[error("upstream of {0:?} must be an absolute http(s) URL without credentials")]
-    Upstream(String),
+    #[error("upstream of {0:?} is refused: {1}")]
+    Upstream(String, UpstreamError),
     #[error("allowed_origins lists at most {MAX_ORIGINS} entries")]
     TooManyOrigins,
     #[error("allowed origin {0:?} is not valid: {1}")]
@@ -151,19 +150,28 @@ impl ExperienceSettings {
     }
 
     /// Applies these settings over `base` (or over the defaults), validating
-    /// each; the result is a product that is valid as a whole.
-    pub fn apply(self, slug: &str, base: Option<&Product>) -> Result<Product, SettingError> {
+    /// each; the result is a product that is valid as a whole. An upstream
+    /// given here is held to `policy`; one kept from `base` was checked when
+    /// it was given.
+    pub fn apply(
+        self,
+        slug: &str,
+        base: Option<&Product>,
+        policy: &UpstreamPolicy,
+    ) -> Result<Product, SettingError> {
         if !valid_slug(slug) {
             return Err(SettingError::Slug(slug.to_owned()));
         }
         let upstream = match (self.upstream, base) {
-            (Some(u), _) => u,
+            (Some(u), _) => {
+                policy
+                    .check(&u)
+                    .map_err(|e| SettingError::Upstream(slug.to_owned(), e))?;
+                u
+            }
             (None, Some(b)) => b.upstream.clone(),
             (None, None) => return Err(SettingError::NoUpstream(slug.to_owned())),
         };
-        if !valid_upstream(&upstream) {
-            return Err(SettingError::Upstream(slug.to_owned()));
-        }
         let mut product = base
             .cloned()
             .unwrap_or_else(|| Product::new(upstream.clone()));
@@ -241,13 +249,30 @@ mod tests {
 
     #[test]
     fn experience_settings_refuse_before_building() {
-        let no_upstream = ExperienceSettings::default().apply("search", None);
+        let policy = UpstreamPolicy::default();
+        let no_upstream = ExperienceSettings::default().apply("search", None, &policy);
         assert_eq!(no_upstream, Err(SettingError::NoUpstream("search".into())));
-        let bad_slug = ExperienceSettings::upstream_only("http://x".into()).apply("A", None);
+        let bad_slug =
+            ExperienceSettings::upstream_only("http://x".into()).apply("A", None, &policy);
         assert_eq!(bad_slug, Err(SettingError::Slug("A".into())));
+        let link_local = ExperienceSettings::upstream_only("http://169.254.169.254/".into())
+            .apply("search", None, &policy);
+        assert!(matches!(
+            link_local,
+            Err(SettingError::Upstream(_, UpstreamError::LinkLocal(_)))
+        ));
         let ok = ExperienceSettings::upstream_only("http://x/api".into())
-            .apply("search", None)
+            .apply("search", None, &policy)
             .unwrap();
         assert_eq!(ok.upstream, "http://x/api");
+        // A kept upstream is not checked again.
+        let kept = ExperienceSettings::default()
+            .apply(
+                "search",
+                Some(&Product::new("http://169.254.169.254/".into())),
+                &policy,
+            )
+            .unwrap();
+        assert_eq!(kept.upstream, "http://169.254.169.254/");
     }
 }

@@ -29,5 +29,6 @@ mod reasons;
 mod refresh;
 mod revocation;
 mod sdk;
+mod upstream_policy;
 mod usage_audit;
 mod verify_uri;

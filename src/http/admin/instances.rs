@@ -40,7 +40,7 @@ pub async fn create(
     JsonBody(body): JsonBody<CreateInstance>,
 ) -> Result<HttpResponse, ApiError> {
     let name = InstanceName::parse(&body.name)?;
-    let products = products_from(body.products, &BTreeMap::new())?;
+    let products = products_from(body.products, &BTreeMap::new(), &state.upstreams)?;
     let ttl = token_ttl(
         body.token_ttl_seconds
             .unwrap_or(state.sessions.default_token_ttl_seconds),

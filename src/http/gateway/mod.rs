@@ -9,6 +9,7 @@
 //! deprecation headers of the answer.
 
 pub mod proxy;
+mod resolve;
 pub mod verify;
 
 use actix_web::dev::Payload;

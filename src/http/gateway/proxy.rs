@@ -19,32 +19,48 @@
 //! for experiences that ask for it, since every product behind the broker
 //! shares the broker's origin and so each other's cookies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix_tls::connect::{Connector as TcpConnector, Resolver};
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 use awc::error::SendRequestError;
 
+use super::resolve::GuardedResolver;
 use super::{decorate, error_for, identity, IDENTITY_HEADERS};
 use crate::app::gateway::ProductAccess;
 use crate::domain::path::split_gateway_path;
+use crate::domain::upstream::UpstreamPolicy;
 use crate::error::ApiError;
 
 /// The upstream HTTP client of one worker (awc clients are per thread).
 pub struct Upstream {
     client: awc::Client,
     timeout: Duration,
+    policy: Arc<UpstreamPolicy>,
 }
 
 impl Upstream {
-    pub fn new(timeout: Duration) -> Self {
+    /// A client that holds every connection to `policy`: an upstream URL is
+    /// checked again before each request (an upstream stored before the
+    /// policy is held to it too), and each address a name resolves to when
+    /// the client connects.
+    pub fn new(timeout: Duration, policy: Arc<UpstreamPolicy>) -> Self {
+        let resolver = Resolver::custom(GuardedResolver::new(policy.clone()));
+        let connector = awc::Connector::new().connector(TcpConnector::new(resolver).service());
         let client = awc::Client::builder()
+            .connector(connector)
             .disable_redirects()
             .no_default_headers()
             .timeout(timeout)
             .finish();
-        Upstream { client, timeout }
+        Upstream {
+            client,
+            timeout,
+            policy,
+        }
     }
 }
 
@@ -130,6 +146,10 @@ async fn proxy(
         .products
         .get(&access.product)
         .ok_or_else(|| ApiError::UnknownProduct(access.product.clone()))?;
+    if let Err(refused) = upstream.policy.check(&product.upstream) {
+        tracing::warn!(error = %refused, "upstream refused by upstreams.allow_private");
+        return Err(ApiError::UpstreamUnavailable);
+    }
     let base = product.upstream.trim_end_matches('/').to_owned();
     let pass_set_cookie = product.pass_set_cookie;
     let mut url = format!("{base}/{tail}");
