@@ -288,6 +288,7 @@ async fn build_state(settings: &Settings, clock: Arc<dyn Clock>) -> Result<AppSt
                 .iter()
                 .filter_map(|p| p.parse().ok())
                 .collect(),
+            console_enabled: settings.console.enabled,
         },
         auth_limits: AuthLimits {
             failures_per_ip_per_minute: settings.limits.auth_failures_per_ip_per_minute,

@@ -70,6 +70,8 @@ pub struct WebSettings {
     pub cors_max_age_seconds: u64,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<Cidr>,
+    /// Whether `/console` is served.
+    pub console_enabled: bool,
 }
 
 /// Brute-force limits on `/v1/auth` (per minute).

@@ -14,6 +14,8 @@ pub(super) enum Kind {
     Number,
     /// Comma-separated.
     List,
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+    Bool,
 }
 
 /// Every environment variable and the TOML key it overrides.
@@ -88,6 +90,7 @@ pub(super) const ENV: &[(&str, &str, Kind)] = &[
         "limits.auth_failures_per_key_per_minute",
         Kind::Number,
     ),
+    ("KEYBROKER_CONSOLE", "console.enabled", Kind::Bool),
     ("KEYBROKER_LOG_FORMAT", "log.format", Kind::Text),
     ("KEYBROKER_LOG_LEVEL", "log.level", Kind::Text),
 ];
@@ -127,6 +130,12 @@ impl Settings {
                         value: raw.clone(),
                     }
                 })?),
+                Kind::Bool => {
+                    toml::Value::Boolean(parse_bool(&raw).ok_or_else(|| ConfigError::EnvBool {
+                        var,
+                        value: raw.clone(),
+                    })?)
+                }
                 Kind::List => toml::Value::Array(
                     raw.split(',')
                         .map(str::trim)
@@ -142,6 +151,14 @@ impl Settings {
             path: source,
             message: e.message().to_owned(),
         })
+    }
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 

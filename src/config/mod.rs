@@ -54,6 +54,7 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub limits: LimitSettings,
     pub log: LogSettings,
+    pub console: ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -142,6 +143,19 @@ pub struct GatewaySettings {
     pub upstream_timeout_ms: u64,
 }
 
+/// The admin console at `/console` (SPEC §11).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    pub enabled: bool,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings { enabled: true }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -167,6 +181,7 @@ impl Default for Settings {
             gateway: GatewaySettings::default(),
             limits: LimitSettings::default(),
             log: LogSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }
@@ -239,6 +254,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("{var} must be a whole number, got {value:?}")]
     EnvNumber { var: &'static str, value: String },
+    #[error("{var} must be true or false, got {value:?}")]
+    EnvBool { var: &'static str, value: String },
     #[error("{0}")]
     Invalid(String),
 }

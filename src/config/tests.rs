@@ -48,6 +48,7 @@ fn every_environment_variable_names_a_real_setting() {
             Kind::Text => "127.0.0.1:1",
             Kind::Number => "7",
             Kind::List => "127.0.0.1, 10.0.0.0/8",
+            Kind::Bool => "false",
         };
         let loaded = Settings::load_from(None, env_of(&[(var, value)]));
         assert!(loaded.is_ok(), "{var}: {:?}", loaded.err());
@@ -58,6 +59,15 @@ fn every_environment_variable_names_a_real_setting() {
     )
     .unwrap();
     assert_eq!(s.http.trusted_proxies, vec!["127.0.0.1", "10.0.0.0/8"]);
+}
+
+#[test]
+fn the_console_switch_reads_booleans() {
+    assert!(Settings::default().console.enabled);
+    let off = Settings::load_from(None, env_of(&[("KEYBROKER_CONSOLE", "false")])).unwrap();
+    assert!(!off.console.enabled);
+    let e = Settings::load_from(None, env_of(&[("KEYBROKER_CONSOLE", "maybe")]));
+    assert!(matches!(e, Err(ConfigError::EnvBool { .. })));
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! HTTP routes, grouped by audience: `public` (the Inbenta-compatible API),
 //! `admin` (operators), `ops` (health and metrics) and `sdk` (the embedded
-//! browser and Node SDK).
+//! browser and Node SDK), `console` (the embedded admin console).
 
 pub mod access;
 pub mod admin;
+pub mod console;
 pub mod cors;
 pub mod extract;
 pub mod gateway;
@@ -101,6 +102,8 @@ routes! {
     "/metrics" => { GET: ops::metrics },
     "/sdk/keybroker.js" => { GET: sdk::keybroker_js },
     "/sdk/keybroker.d.ts" => { GET: sdk::keybroker_d_ts },
+    "/console" => { GET: console::index },
+    "/console/{file}" => { GET: console::file },
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
