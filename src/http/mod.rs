@@ -75,6 +75,7 @@ routes! {
         POST: admin::experiences::regenerate_token,
     },
     "/admin/v1/instances/{id}/usage" => { GET: admin::reports::usage },
+    "/admin/v1/instances/{id}/usage/series" => { GET: admin::reports::usage_series },
     "/admin/v1/instances/{id}/audit" => { GET: admin::reports::audit },
     "/admin/v1/instances/{id}/revoke-tokens" => {
         POST: admin::revocations::revoke_tokens,
