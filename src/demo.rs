@@ -207,6 +207,7 @@ keybroker demo — {store}.
   secret       {secret}
   domain key   {domain_key}   (valid from {DEMO_ORIGIN}, active now)
   admin token  {admin_token}
+  console      {base}/console   (sign in with the admin token above)
 
 Server to server — exchange the secret for an access token:
   curl -s -X POST {base}/v1/auth -H 'x-inbenta-key: {api_key}' -H 'Content-Type: application/json' -d '{{"secret":"{secret}"}}'

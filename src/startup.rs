@@ -313,6 +313,7 @@ async fn build_state(
                 .iter()
                 .filter_map(|p| p.parse().ok())
                 .collect(),
+            console_enabled: settings.console.enabled,
         },
         upstreams: Arc::new(upstream_policy(settings, local)),
         verify: VerifySettings {

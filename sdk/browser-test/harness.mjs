@@ -75,7 +75,8 @@ function upstreamHandler(req, res) {
   res.end(JSON.stringify({ echo: true, path: url.pathname, query: url.search }));
 }
 
-export async function startWorld() {
+/** `env`: extra broker settings (e.g. a propagation delay). */
+export async function startWorld({ env = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "keybroker-sdk-"));
   const targetDir = process.env.CARGO_TARGET_DIR || join(root, "target");
   const bin = join(targetDir, "debug", "keybroker");
@@ -144,6 +145,7 @@ export async function startWorld() {
       KEYBROKER_WORKERS: "2",
       KEYBROKER_LOG_LEVEL: "warn",
       RUST_LOG: "",
+      ...env,
     },
     dir,
   );
@@ -162,6 +164,7 @@ export async function startWorld() {
 
   return {
     broker,
+    adminToken,
     allowedOrigin: `http://localhost:${pagePort}`,
     otherOrigin: `http://127.0.0.1:${pagePort}`,
     upstream: `http://127.0.0.1:${upstreamPort}`,

@@ -74,6 +74,8 @@ pub struct WebSettings {
     pub cors_max_age_seconds: u64,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<Cidr>,
+    /// Whether `/console` is served.
+    pub console_enabled: bool,
 }
 
 /// Forward auth: where `/v1/verify` reads the request it authorises. One

@@ -100,6 +100,7 @@ pub(super) const ENV: &[(&str, &str, Kind)] = &[
         "limits.auth_failures_per_key_per_minute",
         Kind::Number,
     ),
+    ("KEYBROKER_CONSOLE", "console.enabled", Kind::Bool),
     ("KEYBROKER_LOG_FORMAT", "log.format", Kind::Text),
     ("KEYBROKER_LOG_LEVEL", "log.level", Kind::Text),
 ];
@@ -140,16 +141,10 @@ impl Settings {
                     }
                 })?),
                 Kind::Bool => {
-                    toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
-                        "true" | "1" | "yes" | "on" => true,
-                        "false" | "0" | "no" | "off" => false,
-                        _ => {
-                            return Err(ConfigError::EnvBool {
-                                var,
-                                value: raw.clone(),
-                            })
-                        }
-                    })
+                    toml::Value::Boolean(parse_bool(&raw).ok_or_else(|| ConfigError::EnvBool {
+                        var,
+                        value: raw.clone(),
+                    })?)
                 }
                 Kind::List => toml::Value::Array(
                     raw.split(',')
@@ -166,6 +161,14 @@ impl Settings {
             path: source,
             message: e.message().to_owned(),
         })
+    }
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 

@@ -56,6 +56,7 @@ pub struct Settings {
     pub upstreams: UpstreamSettings,
     pub limits: LimitSettings,
     pub log: LogSettings,
+    pub console: ConsoleSettings,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -161,6 +162,19 @@ pub struct UpstreamSettings {
     pub allow_private: bool,
 }
 
+/// The admin console at `/console` (SPEC §11).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsoleSettings {
+    pub enabled: bool,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings { enabled: true }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogSettings {
@@ -188,6 +202,7 @@ impl Default for Settings {
             upstreams: UpstreamSettings::default(),
             limits: LimitSettings::default(),
             log: LogSettings::default(),
+            console: ConsoleSettings::default(),
         }
     }
 }

@@ -62,6 +62,15 @@ fn every_environment_variable_names_a_real_setting() {
 }
 
 #[test]
+fn the_console_switch_reads_booleans() {
+    assert!(Settings::default().console.enabled);
+    let off = Settings::load_from(None, env_of(&[("KEYBROKER_CONSOLE", "false")])).unwrap();
+    assert!(!off.console.enabled);
+    let e = Settings::load_from(None, env_of(&[("KEYBROKER_CONSOLE", "maybe")]));
+    assert!(matches!(e, Err(ConfigError::EnvBool { .. })));
+}
+
+#[test]
 fn unknown_keys_and_bad_numbers_are_refused() {
     let e = Settings::load_from(None, env_of(&[("KEYBROKER_LEEWAY_SECONDS", "soon")]));
     assert!(matches!(e, Err(ConfigError::EnvNumber { .. })));

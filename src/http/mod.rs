@@ -1,9 +1,10 @@
 //! HTTP routes, grouped by audience: `public` (the Inbenta-compatible API),
 //! `admin` (operators), `ops` (health and metrics) and `sdk` (the embedded
-//! browser and Node SDK).
+//! browser and Node SDK), `console` (the embedded admin console).
 
 pub mod access;
 pub mod admin;
+pub mod console;
 pub mod cors;
 pub mod extract;
 pub mod gateway;
@@ -74,6 +75,7 @@ routes! {
         POST: admin::experiences::regenerate_token,
     },
     "/admin/v1/instances/{id}/usage" => { GET: admin::reports::usage },
+    "/admin/v1/instances/{id}/usage/series" => { GET: admin::reports::usage_series },
     "/admin/v1/instances/{id}/audit" => { GET: admin::reports::audit },
     "/admin/v1/instances/{id}/revoke-tokens" => {
         POST: admin::revocations::revoke_tokens,
@@ -101,6 +103,8 @@ routes! {
     "/metrics" => { GET: ops::metrics },
     "/sdk/keybroker.js" => { GET: sdk::keybroker_js },
     "/sdk/keybroker.d.ts" => { GET: sdk::keybroker_d_ts },
+    "/console" => { GET: console::index },
+    "/console/{file}" => { GET: console::file },
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

@@ -24,14 +24,14 @@ pub const KEYBROKER_D_TS: &str = include_str!("../../sdk/keybroker.d.ts");
 const CACHE_CONTROL: &str = "public, max-age=300";
 
 /// One embedded file and its validator.
-struct Asset {
-    body: &'static str,
-    content_type: &'static str,
-    etag: String,
+pub(super) struct Asset {
+    pub(super) body: &'static str,
+    pub(super) content_type: &'static str,
+    pub(super) etag: String,
 }
 
 impl Asset {
-    fn new(body: &'static str, content_type: &'static str) -> Self {
+    pub(super) fn new(body: &'static str, content_type: &'static str) -> Self {
         let sum = digest::digest(&digest::SHA256, body.as_bytes());
         // 128 bits of the hash: ample to tell versions apart, shorter headers.
         let hex: String = sum.as_ref()[..16]
@@ -55,7 +55,7 @@ static D_TS: LazyLock<Asset> =
 
 /// `If-None-Match` matches when it lists our tag (weak comparison, RFC 9110
 /// §13.1.2) or is `*`.
-fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+pub(super) fn not_modified(req: &HttpRequest, etag: &str) -> bool {
     req.headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|value| value.to_str().ok())

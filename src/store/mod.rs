@@ -81,6 +81,48 @@ pub struct GatewayState {
     pub counts: Vec<u64>,
 }
 
+/// The steps of usage over time and how long each is kept: minutes for 48
+/// hours, hours for 30 days, so that the series stays bounded per instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Step {
+    Minute,
+    Hour,
+}
+
+impl Step {
+    pub const ALL: [Step; 2] = [Step::Minute, Step::Hour];
+
+    pub fn seconds(self) -> i64 {
+        match self {
+            Step::Minute => 60,
+            Step::Hour => 3600,
+        }
+    }
+
+    pub fn retention_seconds(self) -> i64 {
+        match self {
+            Step::Minute => 48 * 3600,
+            Step::Hour => 30 * 86_400,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Minute => "minute",
+            Step::Hour => "hour",
+        }
+    }
+
+    /// The start (unix seconds) of the step that holds `at`.
+    pub fn bucket(self, at: i64) -> i64 {
+        at.div_euclid(self.seconds()) * self.seconds()
+    }
+}
+
+/// Usage over time: (start of the step in unix seconds, counts by credential),
+/// oldest first, only steps with counts.
+pub type UsageSeries = Vec<(i64, Usage)>;
+
 /// Usage counters of one credential.
 pub type Usage = std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>;
 
@@ -238,7 +280,10 @@ pub trait Store: Send + Sync + 'static {
     /// Reads counters without counting.
     async fn peek(&self, scope: Option<&str>, suffixes: &[String]) -> Result<Vec<u64>, StoreError>;
 
-    /// Adds to usage counters: (credential id, counter, amount).
+    /// Adds to usage counters: (credential id, counter, amount). The counts
+    /// also go to that credential's minute and hour steps of the series, at
+    /// the credential's `last_used_at` in the same increments (the flush
+    /// sends it with every credential it counts), in the same store call.
     async fn add_usage(
         &self,
         instance_id: &str,
@@ -247,6 +292,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every usage counter of the instance, by credential id.
     async fn usage(&self, instance_id: &str) -> Result<Usage, StoreError>;
+
+    /// Usage over time in steps of `step`, for the steps starting from
+    /// `from` to `to` (unix seconds, both step-aligned, inclusive).
+    async fn usage_series(
+        &self,
+        instance_id: &str,
+        step: Step,
+        from: i64,
+        to: i64,
+    ) -> Result<UsageSeries, StoreError>;
 
     /// Prepends an audit entry (JSON) and keeps the newest `keep`.
     async fn append_audit(

@@ -9,6 +9,7 @@ mod upstream;
 
 mod admin;
 mod auth;
+mod console;
 mod cors;
 mod cors_index;
 mod docs;

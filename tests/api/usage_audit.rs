@@ -1,5 +1,6 @@
 //! Usage counters and the audit log follow the traffic.
 
+use keybroker::clock::Clock;
 use serde_json::json;
 
 use crate::both_backends;
@@ -151,7 +152,89 @@ async fn introspection_failures_are_limited_and_audited(backend: Backend) {
     assert_eq!(failures, 3, "{}", audit.text);
 }
 
+/// Usage over time: counts land in the minute and hour of their use, per
+/// credential and in total; the range and step are checked.
+async fn usage_series_counts_per_minute_and_hour(backend: Backend) {
+    let s = Fixture::bare(spawn_app(backend).await).await;
+    let (body, token) = s
+        .experience(json!({"slug": "search", "kind": "search", "rate_limit_per_minute": 2}))
+        .await;
+    start_of_a_minute(&s.app);
+    let first_minute = s.app.clock.now().timestamp() / 60 * 60;
+    let xt_id = body["token"]["id"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        s.get_xt("/prod/search/v1/search", &token).await;
+    }
+    s.app
+        .auth_with_secret(&s.created.api_key, &s.created.secret)
+        .await;
+    let usage = format!("/admin/v1/instances/{}/usage", s.created.id);
+    // Reading the counters flushes them, so the next ones fall in a later step.
+    assert_eq!(s.app.admin("GET", &usage, None).await.status, 200);
+    s.app.clock.advance_millis(120_000);
+    s.get_xt("/prod/search/v1/search", &token).await;
+    let now = s.app.clock.now().timestamp();
+
+    let series = s
+        .app
+        .admin(
+            "GET",
+            &format!(
+                "{usage}/series?from={}&to={now}&step=minute",
+                first_minute - 600
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(series.status, 200, "{}", series.text);
+    assert_eq!(series.body["step"], json!("minute"));
+    let buckets = series.body["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), 2, "{}", series.text);
+    assert_eq!(buckets[0]["t"], json!(first_minute));
+    assert_eq!(buckets[0]["credentials"][&xt_id]["requests"], json!(2));
+    assert_eq!(buckets[0]["credentials"][&xt_id]["rate_limited"], json!(1));
+    assert_eq!(
+        buckets[0]["credentials"][&s.created.secret_id]["auth_ok"],
+        json!(1)
+    );
+    assert_eq!(buckets[0]["total"]["requests"], json!(2));
+    assert_eq!(buckets[0]["total"]["auth_ok"], json!(1));
+    assert_eq!(buckets[1]["t"], json!(first_minute + 120));
+    assert_eq!(buckets[1]["total"]["requests"], json!(1));
+
+    let hours = s
+        .app
+        .admin(
+            "GET",
+            &format!("{usage}/series?from={}&to={now}&step=hour", now - 86_400),
+            None,
+        )
+        .await;
+    assert_eq!(hours.status, 200, "{}", hours.text);
+    let total: i64 = hours.body["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["total"]["requests"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 3, "{}", hours.text);
+
+    s.app
+        .admin("GET", &format!("{usage}/series?step=day"), None)
+        .await
+        .assert_error(400, "invalid_request");
+    s.app
+        .admin(
+            "GET",
+            &format!("{usage}/series?from={now}&to={}", now - 60),
+            None,
+        )
+        .await
+        .assert_error(400, "invalid_request");
+}
+
 both_backends!(
+    usage_series_counts_per_minute_and_hour,
     usage_and_audit_follow_traffic,
     introspection_failures_are_limited_and_audited,
 );

@@ -4,7 +4,7 @@
 
 use super::expiring::counter_key;
 use super::MemoryStore;
-use crate::store::{Usage, Window};
+use crate::store::{Step, Usage, UsageSeries, Window};
 
 /// Counts the windows in order and stops after the first one over its limit,
 /// as the Redis script does.
@@ -66,6 +66,62 @@ pub(super) fn add_usage(
             *slot += amount;
         }
     }
+    drop(usage);
+    add_to_series(store, instance_id, increments);
+}
+
+/// Adds the counts to the minute and hour steps at each credential's
+/// `last_used_at`, and drops steps past their retention.
+fn add_to_series(store: &MemoryStore, instance_id: &str, increments: &[(String, String, i64)]) {
+    let mut series = store.usage_series.lock().unwrap_or_else(|e| e.into_inner());
+    let mut latest = i64::MIN;
+    for (credential, counter, amount) in increments {
+        if counter == "last_used_at" {
+            continue;
+        }
+        let Some(at) = last_used_at(increments, credential) else {
+            continue;
+        };
+        latest = latest.max(at);
+        for step in Step::ALL {
+            *series
+                .entry((instance_id.to_owned(), step, step.bucket(at)))
+                .or_default()
+                .entry(credential.clone())
+                .or_default()
+                .entry(counter.clone())
+                .or_insert(0) += amount;
+        }
+    }
+    if latest != i64::MIN {
+        series.retain(|(_, step, start), _| *start + step.retention_seconds() > latest);
+    }
+}
+
+fn last_used_at(increments: &[(String, String, i64)], credential: &str) -> Option<i64> {
+    increments
+        .iter()
+        .find(|(c, counter, _)| c == credential && counter == "last_used_at")
+        .map(|(_, _, at)| *at)
+}
+
+pub(super) fn usage_series(
+    store: &MemoryStore,
+    instance_id: &str,
+    step: Step,
+    from: i64,
+    to: i64,
+) -> UsageSeries {
+    let series = store.usage_series.lock().unwrap_or_else(|e| e.into_inner());
+    let low = (instance_id.to_owned(), step, from);
+    let high = (instance_id.to_owned(), step, to);
+    if from > to {
+        return Vec::new();
+    }
+    series
+        .range(low..=high)
+        .map(|((_, _, start), usage)| (*start, usage.clone()))
+        .collect()
 }
 
 pub(super) fn usage(store: &MemoryStore, instance_id: &str) -> Usage {

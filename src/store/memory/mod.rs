@@ -21,7 +21,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    GatewayCheck, GatewayState, Revocation, Revocations, Store, StoreError, Usage, Window,
+    GatewayCheck, GatewayState, Revocation, Revocations, Step, Store, StoreError, Usage,
+    UsageSeries, Window,
 };
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
@@ -41,6 +42,8 @@ pub struct MemoryStore {
     inner: RwLock<Inner>,
     expiring: Mutex<Expiring>,
     usage: Mutex<HashMap<String, Usage>>,
+    /// (instance, step, step start) → counts; pruned past each step's retention.
+    usage_series: Mutex<std::collections::BTreeMap<(String, Step, i64), Usage>>,
     audit: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
 }
 
@@ -246,6 +249,16 @@ impl Store for MemoryStore {
 
     async fn usage(&self, instance_id: &str) -> Result<Usage, StoreError> {
         Ok(counters::usage(self, instance_id))
+    }
+
+    async fn usage_series(
+        &self,
+        instance_id: &str,
+        step: Step,
+        from: i64,
+        to: i64,
+    ) -> Result<UsageSeries, StoreError> {
+        Ok(counters::usage_series(self, instance_id, step, from, to))
     }
 
     async fn append_audit(

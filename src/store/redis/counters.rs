@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use redis::AsyncCommands;
 
 use super::{unavailable, RedisStore};
-use crate::store::{StoreError, Usage, Window};
+use crate::store::{Step, StoreError, Usage, UsageSeries, Window};
 
 pub(super) async fn hit(
     store: &RedisStore,
@@ -64,10 +64,31 @@ pub(super) async fn add_usage(
     invocation
         .key(store.usage_key(instance_id))
         .key(store.instance_key(instance_id));
+    // The series steps of each credential's last use: KEYS[k] its minute and
+    // KEYS[k + 1] its hour (see scripts/add_usage.lua).
+    let mut step_keys: HashMap<&str, usize> = HashMap::new();
+    let mut next_key = 3;
+    for (credential, counter, at) in increments {
+        if counter == LAST_USED_AT && !step_keys.contains_key(credential.as_str()) {
+            for step in Step::ALL {
+                invocation.key(store.usage_series_key(instance_id, step.name(), step.bucket(*at)));
+            }
+            step_keys.insert(credential, next_key);
+            next_key += Step::ALL.len();
+        }
+    }
+    invocation
+        .arg(Step::Minute.retention_seconds() + Step::Minute.seconds())
+        .arg(Step::Hour.retention_seconds() + Step::Hour.seconds());
     for (credential, counter, amount) in increments {
+        let index = match counter.as_str() {
+            LAST_USED_AT => 0,
+            _ => step_keys.get(credential.as_str()).copied().unwrap_or(0),
+        };
         invocation
             .arg(format!("{credential}|{counter}"))
-            .arg(*amount);
+            .arg(*amount)
+            .arg(index);
     }
     let mut conn = store.conn()?;
     let _: i64 = invocation
@@ -77,12 +98,9 @@ pub(super) async fn add_usage(
     Ok(())
 }
 
-pub(super) async fn usage(store: &RedisStore, instance_id: &str) -> Result<Usage, StoreError> {
-    let mut conn = store.conn()?;
-    let fields: HashMap<String, i64> = conn
-        .hgetall(store.usage_key(instance_id))
-        .await
-        .map_err(unavailable)?;
+const LAST_USED_AT: &str = "last_used_at";
+
+fn usage_of(fields: HashMap<String, i64>) -> Usage {
     let mut usage = Usage::new();
     for (field, value) in fields {
         if let Some((credential, counter)) = field.split_once('|') {
@@ -92,7 +110,44 @@ pub(super) async fn usage(store: &RedisStore, instance_id: &str) -> Result<Usage
                 .insert(counter.to_owned(), value);
         }
     }
-    Ok(usage)
+    usage
+}
+
+/// One pipelined `HGETALL` per step of the range: at most 2881 minutes or
+/// 721 hours, which the handler's range check guarantees.
+pub(super) async fn usage_series(
+    store: &RedisStore,
+    instance_id: &str,
+    step: Step,
+    from: i64,
+    to: i64,
+) -> Result<UsageSeries, StoreError> {
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let starts: Vec<i64> = (from..=to).step_by(step.seconds() as usize).collect();
+    let mut pipe = redis::pipe();
+    for start in &starts {
+        pipe.hgetall(store.usage_series_key(instance_id, step.name(), *start));
+    }
+    let mut conn = store.conn()?;
+    let steps: Vec<HashMap<String, i64>> =
+        pipe.query_async(&mut conn).await.map_err(unavailable)?;
+    Ok(starts
+        .into_iter()
+        .zip(steps)
+        .filter(|(_, fields)| !fields.is_empty())
+        .map(|(start, fields)| (start, usage_of(fields)))
+        .collect())
+}
+
+pub(super) async fn usage(store: &RedisStore, instance_id: &str) -> Result<Usage, StoreError> {
+    let mut conn = store.conn()?;
+    let fields: HashMap<String, i64> = conn
+        .hgetall(store.usage_key(instance_id))
+        .await
+        .map_err(unavailable)?;
+    Ok(usage_of(fields))
 }
 
 pub(super) async fn append_audit(

@@ -76,6 +76,11 @@ impl RedisStore {
         format!("{}:{{{instance_id}}}:usage", self.prefix)
     }
 
+    /// One step of the usage series; `start` is its first unix second.
+    pub(super) fn usage_series_key(&self, instance_id: &str, step: &str, start: i64) -> String {
+        format!("{}:{{{instance_id}}}:useries:{step}:{start}", self.prefix)
+    }
+
     pub(super) fn audit_key(&self, instance_id: &str) -> String {
         format!("{}:{{{instance_id}}}:audit", self.prefix)
     }

@@ -22,6 +22,7 @@
 //! | `P:{<instance>}:rl:<what>:<window>` | string, TTL | a rate-limit counter, dies with its window |
 //! | `P:{global}:rl:<what>:<window>` | string, TTL | a brute-force counter (per IP, per API key) |
 //! | `P:{<instance>}:usage` | hash | `<credential>\|<counter>` → count |
+//! | `P:{<instance>}:useries:<step>:<start>` | hash, TTL | usage in one minute or hour step, kept 48 h or 30 days |
 //! | `P:{<instance>}:audit` | list | audit entries (JSON), newest first, trimmed |
 //!
 //! Instance, credential, usage and audit keys are owned: they live exactly as
@@ -55,8 +56,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use redis::aio::ConnectionManagerConfig;
 
 use super::{
-    GatewayCheck, GatewayState, Revocation, RevocationFeed, Revocations, Store, StoreError, Usage,
-    Window,
+    GatewayCheck, GatewayState, Revocation, RevocationFeed, Revocations, Step, Store, StoreError,
+    Usage, UsageSeries, Window,
 };
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
@@ -281,6 +282,16 @@ impl Store for RedisStore {
 
     async fn usage(&self, instance_id: &str) -> Result<Usage, StoreError> {
         counters::usage(self, instance_id).await
+    }
+
+    async fn usage_series(
+        &self,
+        instance_id: &str,
+        step: Step,
+        from: i64,
+        to: i64,
+    ) -> Result<UsageSeries, StoreError> {
+        counters::usage_series(self, instance_id, step, from, to).await
     }
 
     async fn append_audit(
