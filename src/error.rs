@@ -72,6 +72,7 @@ reasons! {
     UnknownProduct => (NOT_FOUND, "unknown_product"),
     RouteNotFound => (NOT_FOUND, "route_not_found"),
     MethodNotAllowed => (METHOD_NOT_ALLOWED, "method_not_allowed"),
+    RequestTimeout => (REQUEST_TIMEOUT, "request_timeout"),
     AlreadyExists => (CONFLICT, "already_exists"),
     AlreadyRevoked => (CONFLICT, "already_revoked"),
     PayloadTooLarge => (PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -107,6 +108,8 @@ pub enum ApiError {
     /// no product.
     #[error("{0} must name the product: /prod/{{product}}/… or /{{product}}/…")]
     MissingOriginalUri(String),
+    #[error("the request body did not arrive within {limit_ms} ms")]
+    RequestTimeout { limit_ms: u128 },
     #[error("the request body is larger than the {limit} bytes allowed")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported content type; send {supported}")]
@@ -200,6 +203,7 @@ impl ApiError {
             InvalidQuery(_) => Reason::InvalidQuery,
             InvalidDomain(_) => Reason::InvalidDomain,
             MissingOriginalUri(_) => Reason::MissingOriginalUri,
+            RequestTimeout { .. } => Reason::RequestTimeout,
             PayloadTooLarge { .. } => Reason::PayloadTooLarge,
             UnsupportedMediaType { .. } => Reason::UnsupportedMediaType,
             MissingApiKey => Reason::MissingApiKey,
@@ -354,6 +358,11 @@ impl ResponseError for ApiError {
                 response.insert_header(("RateLimit-Reset", retry_after.to_string()));
             }
             _ => {}
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way: this connection
+            // cannot carry another request (RFC 9110 §15.5.9).
+            response.force_close();
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "1"));

@@ -98,6 +98,11 @@ impl Application {
                 .default_service(web::to(http::route_not_found))
         })
         .workers(workers)
+        // A client that opens a connection must send its request head within
+        // this, else 408 and the connection is closed (slow-header clients
+        // would otherwise hold connections open); bodies have their own
+        // bound in the body extractors.
+        .client_request_timeout(Duration::from_millis(settings.http.header_timeout_ms))
         // Small request/response exchanges: never let Nagle hold a response.
         .tcp_nodelay(true)
         .shutdown_timeout(10)
@@ -306,6 +311,7 @@ async fn build_state(
         web: WebSettings {
             public_base_url: settings.public_base_url(),
             max_body_bytes: settings.http.max_body_bytes,
+            body_timeout: Duration::from_millis(settings.http.body_timeout_ms),
             cors_max_age_seconds: settings.http.cors_max_age_seconds,
             trusted_proxies: settings
                 .http

@@ -71,6 +71,8 @@ pub struct WebSettings {
     /// Base of the URLs in the `apis` map.
     pub public_base_url: String,
     pub max_body_bytes: usize,
+    /// A body the broker reads must arrive whole within this.
+    pub body_timeout: std::time::Duration,
     pub cors_max_age_seconds: u64,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<Cidr>,

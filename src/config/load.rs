@@ -91,6 +91,16 @@ pub(super) const ENV: &[(&str, &str, Kind)] = &[
         Kind::Number,
     ),
     (
+        "KEYBROKER_HTTP_HEADER_TIMEOUT_MS",
+        "http.header_timeout_ms",
+        Kind::Number,
+    ),
+    (
+        "KEYBROKER_HTTP_BODY_TIMEOUT_MS",
+        "http.body_timeout_ms",
+        Kind::Number,
+    ),
+    (
         "KEYBROKER_AUTH_FAILURES_PER_IP",
         "limits.auth_failures_per_ip_per_minute",
         Kind::Number,

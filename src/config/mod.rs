@@ -118,6 +118,12 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<String>,
     /// How long browsers may cache a CORS preflight answer.
     pub cors_max_age_seconds: u64,
+    /// A client must send a request's head within this many milliseconds of
+    /// opening the connection.
+    pub header_timeout_ms: u64,
+    /// A request body read by the broker must arrive whole within this many
+    /// milliseconds.
+    pub body_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -243,6 +249,8 @@ impl Default for HttpSettings {
             max_body_bytes: 16 * 1024,
             trusted_proxies: Vec::new(),
             cors_max_age_seconds: 600,
+            header_timeout_ms: 5000,
+            body_timeout_ms: 5000,
         }
     }
 }

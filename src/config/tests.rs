@@ -16,6 +16,8 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.tokens.ttl_seconds, 1200);
     assert_eq!(s.tokens.leeway_seconds, 30);
     assert_eq!(s.domain_keys.propagation_seconds, 300);
+    assert_eq!(s.http.header_timeout_ms, 5000);
+    assert_eq!(s.http.body_timeout_ms, 5000);
     assert!(s.store.redis_url.is_none());
     assert_eq!(s.public_base_url(), "http://127.0.0.1:8080");
 }
@@ -157,4 +159,35 @@ fn upstreams_allow_private_is_off_unless_said() {
         env_of(&[("KEYBROKER_UPSTREAMS_ALLOW_PRIVATE", "maybe")]),
     );
     assert!(matches!(e, Err(ConfigError::EnvBool { .. })), "{e:?}");
+}
+
+#[test]
+fn request_timeouts_come_from_the_environment_and_must_be_positive() {
+    let s = Settings::load_from(
+        None,
+        env_of(&[
+            ("KEYBROKER_HTTP_HEADER_TIMEOUT_MS", "1500"),
+            ("KEYBROKER_HTTP_BODY_TIMEOUT_MS", "2500"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.http.header_timeout_ms, 1500);
+    assert_eq!(s.http.body_timeout_ms, 2500);
+
+    let mut s = Settings::default();
+    s.admin.token = Some(Sensitive::new("a".repeat(32)));
+    s.secrets.pepper = Some(Sensitive::new("p".repeat(32)));
+    s.http.body_timeout_ms = 0;
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("http.body_timeout_ms"));
+    s.http.body_timeout_ms = 1;
+    s.http.header_timeout_ms = 0;
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("http.header_timeout_ms"));
 }

@@ -69,6 +69,11 @@ impl Settings {
         {
             return invalid("limits.auth_failures_* must be at least 1".into());
         }
+        if self.http.header_timeout_ms == 0 || self.http.body_timeout_ms == 0 {
+            return invalid(
+                "http.header_timeout_ms and http.body_timeout_ms must be at least 1".into(),
+            );
+        }
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes must be at least 1024".into());
         }

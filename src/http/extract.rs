@@ -145,7 +145,8 @@ enum Accept {
     JsonOrForm,
 }
 
-/// A JSON request body of at most `http.max_body_bytes`.
+/// A JSON request body of at most `http.max_body_bytes`, arriving within
+/// `http.body_timeout_ms`.
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -159,8 +160,8 @@ fn read_body<T: DeserializeOwned + 'static>(
     payload: &mut Payload,
     accept: Accept,
 ) -> LocalBoxFuture<'static, Result<T, ApiError>> {
-    let limit = match app_state(req) {
-        Ok(state) => state.web.max_body_bytes,
+    let (limit, timeout) = match app_state(req) {
+        Ok(state) => (state.web.max_body_bytes, state.web.body_timeout),
         Err(e) => return Box::pin(ready(Err(e))),
     };
     let content_type = req
@@ -184,14 +185,25 @@ fn read_body<T: DeserializeOwned + 'static>(
         if declared_length.is_some_and(|n| n > limit) {
             return Err(ApiError::PayloadTooLarge { limit });
         }
-        let mut body = web::BytesMut::new();
-        while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|_| ApiError::InvalidBody)?;
-            if body.len() + chunk.len() > limit {
-                return Err(ApiError::PayloadTooLarge { limit });
+        // The whole body must arrive within the timeout: a client trickling
+        // it a byte at a time would otherwise hold the request (and what it
+        // is about to do) open for as long as it likes.
+        let read = async {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|_| ApiError::InvalidBody)?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
-        }
+            Ok(body)
+        };
+        let body = actix_web::rt::time::timeout(timeout, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout {
+                limit_ms: timeout.as_millis(),
+            })??;
         let supported = match accept {
             Accept::Json => JSON,
             Accept::JsonOrForm => "application/json or application/x-www-form-urlencoded",

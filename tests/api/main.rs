@@ -30,6 +30,7 @@ mod reasons;
 mod refresh;
 mod revocation;
 mod sdk;
+mod slow_clients;
 mod upstream_policy;
 mod usage_audit;
 mod verify_uri;
