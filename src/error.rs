@@ -179,8 +179,11 @@ pub enum ApiError {
     RouteNotFound,
     #[error("method not allowed on this route")]
     MethodNotAllowed,
+    /// The store did not answer, or answered with data the broker cannot
+    /// read: either way no decision can be made, and the request fails
+    /// closed. The cause is logged, never sent.
     #[error("the credential store is unavailable; try again shortly")]
-    StoreUnavailable,
+    StoreUnavailable(#[source] StoreError),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -235,7 +238,7 @@ impl ApiError {
             AlreadyRevoked(_) => Reason::AlreadyRevoked,
             RouteNotFound => Reason::RouteNotFound,
             MethodNotAllowed => Reason::MethodNotAllowed,
-            StoreUnavailable => Reason::StoreUnavailable,
+            StoreUnavailable(_) => Reason::StoreUnavailable,
             Internal(_) => Reason::InternalError,
         }
     }
@@ -269,11 +272,11 @@ impl ApiError {
 }
 
 impl From<StoreError> for ApiError {
+    /// Corrupt data answers like an unreachable store (503, retry later),
+    /// never as if the value were absent: a garbled revocation must not
+    /// read as "not revoked".
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => ApiError::StoreUnavailable,
-            other => ApiError::internal(other),
-        }
+        ApiError::StoreUnavailable(e)
     }
 }
 
@@ -317,8 +320,12 @@ impl ResponseError for ApiError {
                 tracing::error!(error = %cause, source = ?cause.source(), "internal error");
                 "internal error".to_owned()
             }
-            ApiError::StoreUnavailable => {
-                tracing::warn!("store unavailable");
+            ApiError::StoreUnavailable(cause @ StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %cause, "store unavailable");
+                self.to_string()
+            }
+            ApiError::StoreUnavailable(cause @ StoreError::Corrupt(_)) => {
+                tracing::error!(error = %cause, "stored data is corrupt; the request fails closed");
                 self.to_string()
             }
             other => other.to_string(),
@@ -374,6 +381,21 @@ impl ResponseError for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn corrupt_data_fails_closed_like_an_unreachable_store() {
+        for cause in [
+            StoreError::Corrupt("rev:all is not a whole number".into()),
+            StoreError::Unavailable("connection refused".into()),
+        ] {
+            let response = ApiError::from(cause).error_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                response.headers().get(header::RETRY_AFTER),
+                Some(&HeaderValue::from_static("1"))
+            );
+        }
+    }
 
     #[test]
     fn every_reason_is_named_once() {

@@ -10,6 +10,7 @@ mod upstream;
 mod admin;
 mod auth;
 mod console;
+mod corrupt_store;
 mod cors;
 mod cors_index;
 mod docs;

@@ -1,10 +1,12 @@
 //! The gateway check: on the product hot path, one script call
 //! (`scripts/gateway_check.lua`) reads the instance epoch and the caller's
-//! revocation state and counts its rate-limit windows.
+//! revocation state and counts its rate-limit windows. A stored value it
+//! cannot read fails the call (`StoreError::Corrupt`), never reads as
+//! "not revoked".
 
 use chrono::{TimeZone, Utc};
 
-use super::{unavailable, RedisStore};
+use super::{script_failed, RedisStore};
 use crate::store::{Caller, GatewayCheck, GatewayState, Revocation, Revocations, StoreError};
 
 pub(super) async fn check(
@@ -47,7 +49,7 @@ pub(super) async fn check(
     let out: Vec<i64> = invocation
         .invoke_async(&mut conn)
         .await
-        .map_err(unavailable)?;
+        .map_err(script_failed)?;
     let at = |i: usize| out.get(i).copied().unwrap_or(-1);
     let known = |v: i64| (v >= 0).then_some(v);
     let mut state = GatewayState {

@@ -96,13 +96,38 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
+/// What `revoke_at.lua` answers when the value it was to compare was not a
+/// number and it replaced it.
+const REPLACED_CORRUPT: i64 = 2;
+
+/// A script's failure. A script that read a stored value it cannot use
+/// fails closed with the error code `CORRUPT`: that is corrupt data, not an
+/// unreachable store.
+fn script_failed(e: redis::RedisError) -> StoreError {
+    match e.code() {
+        Some("CORRUPT") => corrupt(e.detail().unwrap_or("a script read corrupt data")),
+        _ => unavailable(e),
+    }
+}
+
+/// A stored time or revocation value: whole digits, as the broker writes
+/// them (the scripts apply the same rule). Anything else is corrupt, and
+/// is never read as "absent" or "not revoked".
+fn whole_number(raw: &str, what: &str) -> Result<i64, StoreError> {
+    let digits = !raw.is_empty() && raw.len() <= 15 && raw.bytes().all(|b| b.is_ascii_digit());
+    match raw.parse() {
+        Ok(n) if digits => Ok(n),
+        _ => Err(corrupt(format!("{what} is not a whole number"))),
+    }
+}
+
 /// Times are stored as unix milliseconds.
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
 fn from_millis(raw: &str) -> Result<DateTime<Utc>, StoreError> {
-    let ms: i64 = raw.parse().map_err(corrupt)?;
+    let ms = whole_number(raw, "a stored time")?;
     Utc.timestamp_millis_opt(ms)
         .single()
         .ok_or_else(|| corrupt("timestamp out of range"))
@@ -314,5 +339,36 @@ impl Store for RedisStore {
 
     async fn gateway_check(&self, check: GatewayCheck<'_>) -> Result<GatewayState, StoreError> {
         gateway::check(self, check).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_numbers_are_whole_digits_only() {
+        assert_eq!(whole_number("0", "v").unwrap(), 0);
+        assert_eq!(whole_number("1735689600", "v").unwrap(), 1_735_689_600);
+        assert_eq!(
+            whole_number("1735689600123", "v").unwrap(),
+            1_735_689_600_123
+        );
+        for garbage in [
+            "",
+            "-1",
+            "+1",
+            "1e3",
+            "1.5",
+            " 1",
+            "abc",
+            "9999999999999999",
+        ] {
+            let e = whole_number(garbage, "rev:all").unwrap_err();
+            assert!(
+                matches!(&e, StoreError::Corrupt(m) if m.contains("rev:all")),
+                "{garbage:?}: {e:?}"
+            );
+        }
     }
 }

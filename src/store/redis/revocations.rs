@@ -5,7 +5,7 @@
 
 use redis::AsyncCommands;
 
-use super::{unavailable, RedisStore};
+use super::{unavailable, whole_number, RedisStore, REPLACED_CORRUPT};
 use crate::store::{Revocation, Revocations, StoreError};
 
 pub(super) async fn revoke(
@@ -22,10 +22,10 @@ pub(super) async fn revoke(
         Revocation::Credential { before, .. } => (before, "min"),
         Revocation::Instance { before } => (before, "max"),
     };
-    let _: i64 = store
+    let outcome: i64 = store
         .scripts
         .revoke_at
-        .key(key)
+        .key(&key)
         .arg(value)
         .arg(ttl)
         .arg(mode)
@@ -34,6 +34,12 @@ pub(super) async fn revoke(
         .invoke_async(&mut conn)
         .await
         .map_err(unavailable)?;
+    if outcome == REPLACED_CORRUPT {
+        tracing::warn!(
+            key,
+            "stored data was corrupt: a revocation value that was not a number was replaced"
+        );
+    }
     Ok(())
 }
 
@@ -57,17 +63,24 @@ pub(super) async fn of_token(
         store.revocation_key(instance_id, &Revocation::Instance { before: 0 }),
     ];
     let mut conn = store.conn()?;
-    let values: Vec<Option<i64>> = redis::cmd("MGET")
+    let values: Vec<Option<String>> = redis::cmd("MGET")
         .arg(&keys)
         .query_async(&mut conn)
         .await
         .map_err(unavailable)?;
-    let at = |i: usize| values.get(i).copied().flatten();
+    // Present values must be whole numbers: garbage fails the read (and so
+    // the request, with 503), as it does in the gateway's script.
+    let mut read = [None; 4];
+    for (i, (key, value)) in keys.iter().zip(&values).enumerate() {
+        if let Some(raw) = value {
+            read[i] = Some(whole_number(raw, key)?);
+        }
+    }
     Ok(Revocations {
-        jti: at(0).is_some(),
-        sid: at(1).is_some(),
-        credential_before: at(2),
-        instance_before: at(3),
+        jti: read[0].is_some(),
+        sid: read[1].is_some(),
+        credential_before: read[2],
+        instance_before: read[3],
     })
 }
 
