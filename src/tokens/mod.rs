@@ -4,7 +4,8 @@
 //! of the signing key. Verification goes through one strict [`Validation`]: the
 //! algorithm is pinned to EdDSA, `exp`, `nbf`, `iat`, `iss` and `aud` are
 //! required, and the leeway is the configured one. `alg: none`, HS256 and any
-//! other algorithm fail before a key is even looked at.
+//! other algorithm fail before a key is even looked at. A token dated (`iat`)
+//! later than now plus the leeway is refused too.
 //!
 //! `exp` and `nbf` are required by the validation but compared here, against the
 //! injected [`Clock`](crate::clock::Clock), with the same leeway: `jsonwebtoken`
@@ -87,6 +88,8 @@ pub enum TokenError {
     Expired,
     #[error("the access token is not valid yet")]
     NotYetValid,
+    #[error("the access token claims to be issued in the future")]
+    IssuedInFuture,
 }
 
 /// One Ed25519 key: signs new tokens if it is the current one, verifies always.
@@ -356,6 +359,12 @@ impl TokenService {
         if claims.nbf - self.leeway > now {
             return Err(TokenError::NotYetValid);
         }
+        // The broker never issues a token dated later than its signing: an
+        // `iat` past the leeway (with an earlier `nbf`) is not one of its
+        // tokens as issued, and would outlive revocations "before now".
+        if claims.iat - self.leeway > now {
+            return Err(TokenError::IssuedInFuture);
+        }
         Ok(claims)
     }
 
@@ -391,6 +400,7 @@ impl TokenService {
         // never reach the cache or the time checks.
         if claims.exp.checked_add(self.leeway).is_none()
             || claims.nbf.checked_sub(self.leeway).is_none()
+            || claims.iat.checked_sub(self.leeway).is_none()
         {
             return Err(TokenError::Invalid);
         }

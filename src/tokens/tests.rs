@@ -144,6 +144,10 @@ fn times_that_overflow_with_the_leeway_are_invalid() {
             nbf: i64::MIN,
             ..claims.clone()
         },
+        Claims {
+            iat: i64::MIN,
+            ..claims.clone()
+        },
     ] {
         let token = svc.sign(&claims).unwrap();
         assert_eq!(svc.verify(&token, now), Err(TokenError::Invalid));
@@ -153,4 +157,17 @@ fn times_that_overflow_with_the_leeway_are_invalid() {
         ..claims
     };
     assert!(svc.verify(&svc.sign(&edge).unwrap(), now).is_ok());
+}
+
+#[test]
+fn tokens_dated_in_the_future_are_refused() {
+    let svc = service();
+    let now = Utc::now();
+    let (_, mut claims) = svc.issue(request(), now).unwrap();
+    claims.iat = now.timestamp() + 31;
+    let token = svc.sign(&claims).unwrap();
+    assert_eq!(svc.verify(&token, now), Err(TokenError::IssuedInFuture));
+    // Once now catches up with it (within the leeway) it is accepted.
+    let later = now + chrono::Duration::seconds(1);
+    assert!(svc.verify(&token, later).is_ok());
 }

@@ -32,6 +32,7 @@ mod refresh;
 mod revocation;
 mod sdk;
 mod slow_clients;
+mod token_edges;
 mod upstream_policy;
 mod usage_audit;
 mod verify_uri;

@@ -1,0 +1,57 @@
+//! Tokens signed with the broker's own key that it would never have issued:
+//! dated in the future (`iat` past the leeway, `nbf` now). They are refused,
+//! on every route that takes a token.
+
+use keybroker::clock::Clock;
+use keybroker::tokens::{Claims, TokenService};
+use serde_json::json;
+
+use crate::both_backends;
+use crate::fixture::Fixture;
+use crate::helpers::{claims_of, signing_key_pem, spawn_app, Backend};
+
+const PATH: &str = "/prod/search/v1/search";
+
+/// Asserts that every route taking an access token refuses `token` with
+/// 401 `invalid_token`, and that the upstream is not reached.
+async fn assert_refused_everywhere(w: &Fixture, token: &str, what: &str) {
+    let before = w.upstream.hits();
+    let reply = w.call(PATH, token).await;
+    assert_eq!(reply.status, 401, "{what}: {}", reply.text);
+    w.refused(&reply, 401, "invalid_token", before);
+    w.verify("/search/v1/search", token)
+        .await
+        .assert_error(401, "invalid_token");
+    w.app
+        .apis(&w.created.api_key, token)
+        .await
+        .assert_error(401, "invalid_token");
+    w.app
+        .refresh(&w.created.api_key, token, None)
+        .await
+        .assert_error(401, "invalid_token");
+    let introspected = w.introspect(token).await;
+    assert_eq!(introspected.status, 200, "{what}: {}", introspected.text);
+    assert_eq!(introspected.body["active"], json!(false), "{what}");
+}
+
+async fn a_token_dated_in_the_future_is_refused(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
+    let signer = TokenService::new(w.app.address.clone(), signing_key_pem(), &[], 30).unwrap();
+    let now = w.app.clock.now().timestamp();
+    let dated = |iat_ahead: i64| {
+        let mut claims: Claims = serde_json::from_value(claims_of(w.token())).unwrap();
+        claims.iat = now + iat_ahead;
+        claims.nbf = now;
+        claims.exp = now + 1200;
+        claims.jti = uuid::Uuid::new_v4().simple().to_string();
+        signer.sign(&claims).unwrap()
+    };
+    // Within the leeway (30 s): a clock a little ahead is tolerated.
+    assert_eq!(w.call(PATH, &dated(25)).await.status, 200);
+    for ahead in [31, 3600, 10 * 365 * 86_400] {
+        assert_refused_everywhere(&w, &dated(ahead), &format!("iat now + {ahead} s")).await;
+    }
+}
+
+both_backends!(a_token_dated_in_the_future_is_refused);
