@@ -4,8 +4,9 @@
 //! of the signing key. Verification goes through one strict [`Validation`]: the
 //! algorithm is pinned to EdDSA, `exp`, `nbf`, `iat`, `iss` and `aud` are
 //! required, and the leeway is the configured one. `alg: none`, HS256 and any
-//! other algorithm fail before a key is even looked at. A token dated (`iat`)
-//! later than now plus the leeway is refused too.
+//! other algorithm fail before a key is even looked at, and so does a header
+//! with `crit` (RFC 7515 §4.1.11: no extension is understood here). A token
+//! dated (`iat`) later than now plus the leeway is refused too.
 //!
 //! `exp` and `nbf` are required by the validation but compared here, against the
 //! injected [`Clock`](crate::clock::Clock), with the same leeway: `jsonwebtoken`
@@ -90,6 +91,8 @@ pub enum TokenError {
     NotYetValid,
     #[error("the access token claims to be issued in the future")]
     IssuedInFuture,
+    #[error("the access token has a critical header parameter (crit), which the broker does not support")]
+    CriticalHeader,
 }
 
 /// One Ed25519 key: signs new tokens if it is the current one, verifies always.
@@ -370,13 +373,19 @@ impl TokenService {
 
     /// Everything but the time checks, which depend on when the token is used.
     fn verify_signature_and_claims(&self, token: &str) -> Result<Claims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
-        if header.alg != Algorithm::EdDSA {
+        let header = jose_header(token)?;
+        if header.get("alg").and_then(|a| a.as_str()) != Some("EdDSA") {
             return Err(TokenError::Invalid);
         }
+        // RFC 7515 §4.1.11: a recipient must refuse a token whose `crit`
+        // lists an extension it does not understand, and this broker
+        // understands none (a `crit` that is not a list is malformed anyway).
+        if header.contains_key("crit") {
+            return Err(TokenError::CriticalHeader);
+        }
         let key = header
-            .kid
-            .as_deref()
+            .get("kid")
+            .and_then(|kid| kid.as_str())
             .and_then(|kid| self.verifying.get(kid))
             .ok_or(TokenError::UnknownKey)?;
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
@@ -406,6 +415,22 @@ impl TokenService {
         }
         Ok(claims)
     }
+}
+
+/// The JOSE header of a compact JWS, as a JSON object: decoded here because
+/// `jsonwebtoken`'s `Header` drops the members it does not know, `crit`
+/// among them.
+fn jose_header(token: &str) -> Result<serde_json::Map<String, serde_json::Value>, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| TokenError::Malformed)?;
+    serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)
 }
 
 #[cfg(test)]

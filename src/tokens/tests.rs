@@ -171,3 +171,39 @@ fn tokens_dated_in_the_future_are_refused() {
     let later = now + chrono::Duration::seconds(1);
     assert!(svc.verify(&token, later).is_ok());
 }
+
+#[test]
+fn a_critical_header_parameter_is_refused() {
+    let svc = service();
+    let now = Utc::now();
+    let (token, _) = svc.issue(request(), now).unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    let signed = |header: serde_json::Value| {
+        let input = format!("{}.{payload}", URL_SAFE_NO_PAD.encode(header.to_string()));
+        let signature = svc.current.pair.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    };
+    let kid = svc.current.kid.clone();
+    let plain = signed(serde_json::json!({"alg": "EdDSA", "kid": kid}));
+    assert!(svc.verify(&plain, now).is_ok());
+    for crit in [
+        serde_json::json!(["b64"]),
+        serde_json::json!([]),
+        serde_json::Value::Null,
+    ] {
+        let token =
+            signed(serde_json::json!({"alg": "EdDSA", "kid": kid, "crit": crit, "b64": true}));
+        assert_eq!(
+            svc.verify(&token, now),
+            Err(TokenError::CriticalHeader),
+            "{crit}"
+        );
+    }
+    // A header that is not a JSON object, or a token of four segments.
+    let garbled = format!("{}.{payload}.AAAA", URL_SAFE_NO_PAD.encode("[1]"));
+    assert_eq!(svc.verify(&garbled, now), Err(TokenError::Malformed));
+    assert_eq!(
+        svc.verify(&format!("{token}.x"), now),
+        Err(TokenError::Malformed)
+    );
+}

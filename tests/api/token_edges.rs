@@ -1,16 +1,42 @@
 //! Tokens signed with the broker's own key that it would never have issued:
-//! dated in the future (`iat` past the leeway, `nbf` now). They are refused,
-//! on every route that takes a token.
+//! dated in the future (`iat` past the leeway, `nbf` now) or with a critical
+//! header parameter (RFC 7515 §4.1.11). Both are refused, on every route
+//! that takes a token.
 
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
 use keybroker::clock::Clock;
 use keybroker::tokens::{Claims, TokenService};
-use serde_json::json;
+use ring::signature::Ed25519KeyPair;
+use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::fixture::Fixture;
 use crate::helpers::{claims_of, signing_key_pem, spawn_app, Backend};
 
 const PATH: &str = "/prod/search/v1/search";
+
+/// The broker's signing key, as ring reads it.
+fn broker_key() -> Ed25519KeyPair {
+    let b64: String = signing_key_pem()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = STANDARD.decode(b64).unwrap();
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der).unwrap()
+}
+
+fn encode(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+/// `header` and the payload of `token`, signed with the broker's key.
+fn signed_with_header(token: &str, header: Value) -> String {
+    let payload = token.split('.').nth(1).unwrap();
+    let input = format!("{}.{payload}", encode(&header));
+    let signature = broker_key().sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+}
 
 /// Asserts that every route taking an access token refuses `token` with
 /// 401 `invalid_token`, and that the upstream is not reached.
@@ -54,4 +80,36 @@ async fn a_token_dated_in_the_future_is_refused(backend: Backend) {
     }
 }
 
-both_backends!(a_token_dated_in_the_future_is_refused);
+async fn a_token_with_a_critical_header_is_refused(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
+    let genuine = w.token();
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(genuine.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let kid = header["kid"].clone();
+    // The same header re-signed is accepted: only `crit` makes the difference.
+    let resigned = signed_with_header(genuine, json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}));
+    assert_eq!(w.call(PATH, &resigned).await.status, 200);
+
+    for crit in [
+        json!(["x-keybroker-scope"]),
+        json!(["exp"]),
+        json!([]),
+        json!("x-keybroker-scope"),
+        Value::Null,
+    ] {
+        let token = signed_with_header(
+            genuine,
+            json!({"alg": "EdDSA", "typ": "JWT", "kid": kid, "crit": crit, "x-keybroker-scope": "all"}),
+        );
+        assert_refused_everywhere(&w, &token, &format!("crit: {crit}")).await;
+    }
+}
+
+both_backends!(
+    a_token_dated_in_the_future_is_refused,
+    a_token_with_a_critical_header_is_refused,
+);
