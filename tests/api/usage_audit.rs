@@ -1,7 +1,7 @@
 //! Usage counters and the audit log follow the traffic.
 
 use keybroker::clock::Clock;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::both_backends;
 use crate::fixture::{start_of_a_minute, Fixture};
@@ -233,8 +233,67 @@ async fn usage_series_counts_per_minute_and_hour(backend: Backend) {
         .assert_error(400, "invalid_request");
 }
 
+/// Any offset a u64 holds reads past the end of the log: nothing, and no
+/// overflow into a wrapped (negative, from-the-end) index or a panic.
+async fn huge_audit_offsets_read_nothing(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let created = app.create_instance().await;
+    let audit = |query: String| {
+        let app = &app;
+        let id = created.id.clone();
+        async move {
+            app.admin(
+                "GET",
+                &format!("/admin/v1/instances/{id}/audit?{query}"),
+                None,
+            )
+            .await
+        }
+    };
+    let first = audit("limit=200".into()).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let total = first.body["total"].as_u64().unwrap();
+    assert!(total >= 1, "{}", first.text);
+
+    for offset in [
+        u64::MAX,
+        u64::MAX - 1,
+        1 << 63,
+        (1 << 63) - 1,
+        (1 << 63) - 2,
+        u64::from(u32::MAX),
+    ] {
+        for limit in [1, 200] {
+            let reply = audit(format!("offset={offset}&limit={limit}")).await;
+            assert_eq!(reply.status, 200, "offset {offset}: {}", reply.text);
+            assert_eq!(
+                reply.body["entries"],
+                json!([]),
+                "offset {offset}: {}",
+                reply.text
+            );
+            assert_eq!(reply.body["offset"], json!(offset), "{}", reply.text);
+            assert_eq!(reply.body["total"], json!(total), "{}", reply.text);
+            assert_eq!(reply.body["next_offset"], Value::Null, "{}", reply.text);
+        }
+    }
+    // The last entry is still where it was.
+    let last = audit(format!("offset={}&limit=200", total - 1)).await;
+    assert_eq!(
+        last.body["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        last.text
+    );
+    // Past u64, the offset is not a number the API takes.
+    audit("offset=18446744073709551616".into())
+        .await
+        .assert_error(400, "invalid_query");
+}
+
 both_backends!(
     usage_series_counts_per_minute_and_hour,
+    huge_audit_offsets_read_nothing,
     usage_and_audit_follow_traffic,
     introspection_failures_are_limited_and_audited,
 );

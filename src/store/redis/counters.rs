@@ -181,8 +181,15 @@ pub(super) async fn audit(
     }
     let key = store.audit_key(instance_id);
     let mut conn = store.conn()?;
+    // LRANGE takes signed indexes, where a negative one counts from the end:
+    // an offset past them must not wrap into one. It is past any list, too.
+    let Ok(start) = isize::try_from(offset) else {
+        let total: usize = conn.llen(&key).await.map_err(unavailable)?;
+        return Ok((Vec::new(), total));
+    };
+    let end = start.saturating_add(isize::try_from(limit - 1).unwrap_or(isize::MAX));
     let (entries, total): (Vec<String>, usize) = redis::pipe()
-        .lrange(&key, offset as isize, (offset + limit - 1) as isize)
+        .lrange(&key, start, end)
         .llen(&key)
         .query_async(&mut conn)
         .await
