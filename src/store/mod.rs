@@ -178,6 +178,9 @@ pub trait Store: Send + Sync + 'static {
     /// The instance with its configuration epoch, read together.
     async fn instance_with_epoch(&self, id: &str) -> Result<Option<(Instance, u64)>, StoreError>;
     async fn instance_id_by_api_key(&self, api_key: &str) -> Result<Option<String>, StoreError>;
+    /// Every instance, oldest first. A record that cannot be read is skipped
+    /// (and logged once per process), so that one corrupt record does not
+    /// hide the others; reading that instance by id still fails.
     async fn list_instances(&self) -> Result<Vec<Instance>, StoreError>;
     /// Replaces the instance's settings; `false` when it does not exist.
     async fn update_instance(&self, instance: &Instance) -> Result<bool, StoreError>;

@@ -3,10 +3,12 @@
 //! number fails the request closed with `503 store_unavailable`, never reads
 //! as "not revoked".
 
+use std::collections::BTreeSet;
+
 use serde_json::json;
 
 use crate::fixture::Fixture;
-use crate::helpers::{claims_of, spawn_app, Backend, Reply};
+use crate::helpers::{claims_of, spawn_app, Backend, Reply, TestApp};
 
 /// Values that are not what the broker writes (whole, non-negative numbers).
 const GARBAGE: [&str; 3] = ["not-a-number", "-1", "1e3"];
@@ -201,4 +203,70 @@ async fn a_revocation_recorded_over_garbage_replaces_it() {
     w.call(path, &other)
         .await
         .assert_error(401, "token_revoked");
+}
+
+/// The `/v1/auth` preflight for `origin`, from `app`.
+async fn auth_preflight(app: &TestApp, origin: &str) -> Reply {
+    let request = app
+        .client
+        .request(awc::http::Method::OPTIONS, app.url("/v1/auth"))
+        .insert_header(("origin", origin))
+        .insert_header(("access-control-request-method", "POST"));
+    app.send(request, None).await
+}
+
+/// One instance record that is not JSON does not take the others down: CORS
+/// preflights (whose origin index is built from the list of instances) and
+/// the admin list still answer for the healthy ones, in processes that start
+/// cold and in one whose index was built before the record broke.
+#[actix_web::test]
+async fn one_corrupt_instance_record_is_skipped_by_lists() {
+    let app = spawn_app(Backend::Redis).await;
+    let broken = app.create_instance().await;
+    let healthy = app.create_instance().await;
+    let other = app.create_instance().await;
+    app.add_domain_key(&broken.id, &["broken.example.com"])
+        .await;
+    app.add_domain_key(&healthy.id, &["healthy.example.com"])
+        .await;
+    app.add_domain_key(&other.id, &["other.example.com"]).await;
+    assert_eq!(
+        auth_preflight(&app, "https://healthy.example.com")
+            .await
+            .status,
+        204
+    );
+
+    app.redis().command(&[
+        "SET",
+        &format!("kb:{{{}}}:instance", broken.id),
+        "{\"id\": \"garbled",
+    ]);
+
+    for process in [app.spawn_peer().await, app.spawn_peer().await] {
+        for _ in 0..3 {
+            for origin in ["https://healthy.example.com", "https://other.example.com"] {
+                let reply = auth_preflight(&process, origin).await;
+                assert_eq!(reply.status, 204, "{origin}: {}", reply.text);
+            }
+            let list = process.admin("GET", "/admin/v1/instances", None).await;
+            assert_eq!(list.status, 200, "{}", list.text);
+            let ids: BTreeSet<&str> = list.body["instances"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap())
+                .collect();
+            let expected = BTreeSet::from([healthy.id.as_str(), other.id.as_str()]);
+            assert_eq!(ids, expected, "{}", list.text);
+        }
+        // The corrupt instance itself fails closed when read by id.
+        let one = process
+            .admin("GET", &format!("/admin/v1/instances/{}", broken.id), None)
+            .await;
+        assert_fails_closed(&one, "the corrupt instance");
+        process.stop().await;
+    }
+    let reply = auth_preflight(&app, "https://other.example.com").await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
 }

@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -36,6 +37,7 @@ impl RedisStore {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefix: prefix.to_owned(),
             scripts: Scripts::load(),
+            skipped_instances: Arc::default(),
         };
         tokio::time::timeout(timeout * 2, store.ping())
             .await

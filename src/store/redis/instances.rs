@@ -38,8 +38,11 @@ pub(super) async fn get(store: &RedisStore, id: &str) -> Result<Option<Instance>
         .get(store.instance_key(id))
         .await
         .map_err(unavailable)?;
-    raw.map(|json| serde_json::from_str(&json).map_err(corrupt))
-        .transpose()
+    raw.map(|json| parse(id, &json)).transpose()
+}
+
+fn parse(id: &str, json: &str) -> Result<Instance, StoreError> {
+    serde_json::from_str(json).map_err(|e| corrupt(format!("the record of instance {id}: {e}")))
 }
 
 pub(super) async fn epoch(store: &RedisStore, id: &str) -> Result<u64, StoreError> {
@@ -61,7 +64,7 @@ pub(super) async fn with_epoch(
         .map_err(unavailable)?;
     match raw {
         Some(json) => {
-            let instance = serde_json::from_str(&json).map_err(corrupt)?;
+            let instance = parse(id, &json)?;
             Ok(Some((instance, epoch.unwrap_or(0))))
         }
         None => Ok(None),
@@ -93,10 +96,33 @@ pub(super) async fn list(store: &RedisStore) -> Result<Vec<Instance>, StoreError
         .query_async(&mut conn)
         .await
         .map_err(unavailable)?;
-    raws.into_iter()
-        .flatten()
-        .map(|json| serde_json::from_str(&json).map_err(corrupt))
-        .collect()
+    // One unreadable record must not hide every other instance (the admin
+    // list, the CORS origin index): it is skipped, and logged once. Reading
+    // that instance by id still fails closed.
+    let mut instances = Vec::with_capacity(ids.len());
+    for (id, raw) in ids.iter().zip(raws) {
+        let Some(json) = raw else { continue };
+        match serde_json::from_str(&json) {
+            Ok(instance) => instances.push(instance),
+            Err(e) => skipped(store, id, &e),
+        }
+    }
+    Ok(instances)
+}
+
+fn skipped(store: &RedisStore, id: &str, error: &serde_json::Error) {
+    let first = store
+        .skipped_instances
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.to_owned());
+    if first {
+        tracing::error!(
+            instance = %id,
+            error = %error,
+            "stored data is corrupt: the instance record is not valid JSON; lists skip it"
+        );
+    }
 }
 
 pub(super) async fn update(store: &RedisStore, instance: &Instance) -> Result<bool, StoreError> {

@@ -49,6 +49,8 @@ mod keys;
 mod revocations;
 mod scripts;
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -78,6 +80,9 @@ pub struct RedisStore {
     id: u64,
     prefix: String,
     scripts: scripts::Scripts,
+    /// Instances whose unreadable record a listing skipped and logged, so
+    /// that each is logged once per process, not on every listing.
+    skipped_instances: Arc<Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for RedisStore {
