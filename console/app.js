@@ -45,26 +45,35 @@ signOut.addEventListener("click", () => {
   showSignIn("Signed out.");
 });
 
+// Each route renders off-screen and is shown only if no later navigation
+// started meanwhile: a slow answer for a screen the operator already left
+// (sign-in's list, then a tab) must not replace the screen they went to.
+let routed = 0;
+
 async function route() {
   leaveAll();
+  const mine = ++routed;
   if (!token.get()) return showSignIn();
   signIn.hidden = true;
   signOut.hidden = false;
   view.hidden = false;
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const stage = document.createElement("div");
   try {
     if (parts[0] === "instances" && parts[1]) {
-      await renderInstance(view, parts[1], parts[2] || "overview");
+      await renderInstance(stage, parts[1], parts[2] || "overview");
     } else {
-      await renderInstances();
+      await renderInstances(stage);
     }
   } catch (e) {
+    if (mine !== routed) return;
     if (e.status === 401 || e.status === 403) {
       token.clear();
       return showSignIn(`Signed out: ${e.message}`);
     }
-    view.replaceChildren(h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, e.message));
+    stage.replaceChildren(h("h1", {}, "Something went wrong"), h("p", { class: "error", role: "alert" }, e.message));
   }
+  if (mine === routed) view.replaceChildren(...stage.childNodes);
 }
 
 /** Products as `slug=upstream` lines, the create form's text. */
@@ -78,7 +87,7 @@ function parseProducts(text) {
   return products;
 }
 
-async function renderInstances() {
+async function renderInstances(view) {
   const { instances } = await api("GET", "/instances");
   document.title = "Instances · keybroker console";
   const [nameWrap, name] = field("Name", { required: true, maxlength: "200" });

@@ -2,7 +2,7 @@
 // allowed origins, operations, limits, upstream, a curl sample and the SDK
 // embed snippet; the token's value appears only in the moment it is issued.
 import { api, enc } from "./api.js";
-import { copyButton, errorSlot, field, graceField, guarded, h, shownOnce } from "./dom.js";
+import { append, copyButton, errorSlot, field, graceField, guarded, h, shownOnce } from "./dom.js";
 import { splitList } from "./credentials.js";
 
 const PLACEHOLDER = "<experience token: shown once, when created or regenerated>";
@@ -45,7 +45,7 @@ function experienceCard(instance, exp, fresh, refresh) {
       await refresh(issued);
     }));
   const previous = (exp.previous_tokens || []).map((t) => h("li", {}, h("code", {}, t.masked), ` ${t.status}`, t.expires_at ? ` until ${new Date(t.expires_at).toLocaleString()}` : ""));
-  card.append(
+  append(card,
     h("h3", { id: `exp-${slug}` }, slug, " ", h("small", {}, exp.kind || "")),
     h("dl", { class: "facts" },
       h("dt", {}, "Token"), h("dd", {}, exp.token ? [h("code", {}, exp.token.masked), " ", h("span", { class: `status status-${exp.token.status}` }, exp.token.status)] : "none yet: Regenerate issues one"),
@@ -69,7 +69,7 @@ export async function renderExperiences(body, instance) {
     list.replaceChildren(...experiences.map((exp) => experienceCard(instance, exp, fresh && fresh.slug === exp.slug ? fresh : null, refresh)));
     if (!experiences.length) list.append(h("p", {}, "No experiences yet."));
   };
-  const [slugWrap, slug] = field("Slug", { required: true, pattern: "[a-z0-9][a-z0-9_-]*", placeholder: "search" });
+  const [slugWrap, slug] = field("Slug", { required: true, pattern: "[a-z0-9][a-z0-9_\\-]*", placeholder: "search" });
   const [kindWrap, kind] = field("Kind", { tag: "select" });
   for (const k of ["custom", "search", "chat"]) kind.append(h("option", { value: k }, k));
   const [upWrap, upstream] = field("Upstream", { required: true, type: "url", placeholder: "https://search.internal.example" });

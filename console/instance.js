@@ -1,7 +1,7 @@
 // One instance: its tabs, and the overview (API key, the secret shown once
 // after creation, edit, delete).
 import { api, enc } from "./api.js";
-import { confirmed, copyButton, errorSlot, field, guarded, h, onceStore, shownOnce, time } from "./dom.js";
+import { append, confirmed, copyButton, errorSlot, field, guarded, h, onceStore, shownOnce, time } from "./dom.js";
 import { renderDomainKeys, renderSecrets } from "./credentials.js";
 import { renderExperiences } from "./experiences.js";
 import { renderAudit, renderSessions, renderUsage } from "./reports.js";
@@ -49,7 +49,7 @@ function renderOverview(body, instance) {
   const once = onceStore.get(`secret:${instance.id}`);
   onceStore.delete(`secret:${instance.id}`);
   const products = Object.entries(instance.products || {});
-  body.append(
+  append(body,
     h("dl", { class: "facts" },
       h("dt", {}, "API key"), h("dd", {}, h("code", {}, instance.api_key), " ", copyButton(instance.api_key)),
       h("dt", {}, "Instance id"), h("dd", {}, h("code", {}, instance.id)),

@@ -1,12 +1,12 @@
 // Sessions and tokens (revocation), usage over time, and the audit log.
 import { api, enc } from "./api.js";
-import { confirmed, errorSlot, field, guarded, h, table, time } from "./dom.js";
+import { confirmed, errorSlot, field, guarded, h, onLeave, table, time } from "./dom.js";
 import { lineChart, SERIES } from "./chart.js";
 
 export async function renderSessions(body, instance) {
   const result = h("p", { class: "ok", "aria-live": "polite" });
   const revokeWith = (label, key, hint) => {
-    const [wrap, input] = field(label, { pattern: "[A-Za-z0-9_-]{1,128}", required: true }, hint);
+    const [wrap, input] = field(label, { pattern: "[A-Za-z0-9_\\-]{1,128}", required: true }, hint);
     const error = errorSlot();
     const button = h("button", { type: "submit", class: "danger" }, "Revoke");
     const form = h("form", { class: "card stack" }, wrap, button, error);
@@ -53,6 +53,7 @@ export async function renderUsage(body, instance) {
   const totals = h("div", {});
   const error = errorSlot();
   let series = null;
+  let drawnWidth = 0;
   const draw = () => {
     if (!series) return;
     const [seconds, step] = RANGES[Number(range.value)];
@@ -66,7 +67,8 @@ export async function renderUsage(body, instance) {
       const counts = bucket ? (cred.value ? bucket.credentials[cred.value] || {} : bucket.total) : {};
       points.push({ t, ...Object.fromEntries(SERIES.map(([k]) => [k, counts[k] || 0])) });
     }
-    chart.replaceChildren(lineChart(points, stepSeconds, `Usage of ${cred.value || "all credentials"}`));
+    drawnWidth = chart.clientWidth;
+    chart.replaceChildren(lineChart(points, stepSeconds, `Usage of ${cred.value || "all credentials"}`, drawnWidth || 720));
   };
   const load = async () => {
     const [seconds, step] = RANGES[Number(range.value)];
@@ -90,6 +92,12 @@ export async function renderUsage(body, instance) {
   reload.addEventListener("click", () => guarded(reload, error, load));
   range.addEventListener("change", () => guarded(reload, error, load));
   cred.addEventListener("change", draw);
+  // Redrawn at the new size when the window turns (a phone) or is resized.
+  const resized = new ResizeObserver(() => {
+    if (chart.clientWidth !== drawnWidth) draw();
+  });
+  resized.observe(chart);
+  onLeave(() => resized.disconnect());
   body.append(h("div", { class: "row" }, rangeWrap, credWrap, reload), error, chart, totals);
   await load();
 }
