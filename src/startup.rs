@@ -8,6 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
+use crate::app::keyring;
 use crate::app::revocation_view::RevocationView;
 use crate::app::state::{
     AuthLimits, DomainKeySettings, SessionSettings, VerifySettings, WebSettings,
@@ -26,7 +27,7 @@ use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::{RevocationFeed, Store, StoreError};
 use crate::telemetry;
-use crate::tokens::{KeyError, TokenService};
+use crate::tokens::{self, KeyEncryptionKey, KeyError, TokenService};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -36,6 +37,8 @@ pub enum StartupError {
     SigningKey(#[from] KeyError),
     #[error("cannot use the Redis store: {0}")]
     Store(#[from] StoreError),
+    #[error("signing-key ring: {0}")]
+    Ring(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -114,6 +117,11 @@ impl Application {
         .run();
         spawn_usage_flusher(state.clone());
         spawn_revocation_follower(&state);
+        actix_web::rt::spawn(keyring::follow_ring(
+            Arc::downgrade(&state.clone().into_inner()),
+            state.signing.changed.clone(),
+            state.tokens.refresh_wanted(),
+        ));
         tracing::info!(addr = %local, workers, "keybroker listening");
         Ok(Application {
             port: local.port(),
@@ -178,6 +186,7 @@ fn spawn_revocation_follower(state: &web::Data<AppState>) {
     let feed = FeedIntoView {
         view: state.revocations.clone(),
         metrics: state.metrics.clone(),
+        ring_changed: state.signing.changed.clone(),
     };
     let weak = Arc::downgrade(&state.clone().into_inner());
     actix_web::rt::spawn(async move {
@@ -224,10 +233,14 @@ async fn dropped(weak: &std::sync::Weak<AppState>) {
 struct FeedIntoView {
     view: Arc<RevocationView>,
     metrics: Arc<Metrics>,
+    ring_changed: Arc<tokio::sync::Notify>,
 }
 
 impl RevocationFeed for FeedIntoView {
     fn subscribed(&self) {
+        // A ring change announced before this subscription reached nobody
+        // here: read the ring once now.
+        self.ring_changed.notify_one();
         self.view.subscribed();
         self.metrics.revocation_feed_up();
     }
@@ -238,6 +251,10 @@ impl RevocationFeed for FeedIntoView {
 
     fn alive(&self) {
         self.view.alive();
+    }
+
+    fn ring_changed(&self) {
+        self.ring_changed.notify_one();
     }
 }
 
@@ -260,12 +277,6 @@ async fn build_state(
     local: SocketAddr,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartupError> {
-    let tokens = TokenService::new(
-        settings.issuer(),
-        &settings.signing_key_pem()?,
-        &settings.previous_signing_key_pems()?,
-        settings.tokens.leeway_seconds,
-    )?;
     let pepper = settings
         .secrets
         .pepper
@@ -290,6 +301,31 @@ async fn build_state(
         ),
         None => Arc::new(MemoryStore::new()),
     };
+    // Validation made sure Redis has a configured key; a memory store's ring
+    // dies with the process, and so may its key.
+    let kek = match settings.key_encryption_key()? {
+        Some(bytes) => KeyEncryptionKey::new(&bytes),
+        None => KeyEncryptionKey::generate().map_err(|e| StartupError::Ring(e.to_string()))?,
+    };
+    let ring = keyring::load_or_bootstrap(
+        store.as_ref(),
+        &kek,
+        || {
+            let pem = settings.signing_key_pem().map_err(|e| e.to_string())?;
+            tokens::pkcs8_pem_to_der(&pem).map_err(|e| format!("signing key: {e}"))
+        },
+        clock.now().timestamp(),
+    )
+    .await
+    .map_err(StartupError::Ring)?;
+    let tokens = TokenService::from_ring(
+        settings.issuer(),
+        ring,
+        &kek,
+        &settings.previous_signing_key_pems()?,
+        settings.tokens.leeway_seconds,
+    )
+    .map_err(StartupError::Ring)?;
     Ok(AppState {
         store,
         tokens,
@@ -332,6 +368,12 @@ async fn build_state(
         },
         domain_keys: DomainKeySettings {
             propagation_seconds: settings.domain_keys.propagation_seconds,
+        },
+        signing: keyring::SigningSettings {
+            kek: Arc::new(kek),
+            publish_lead_seconds: settings.signing.publish_lead_seconds,
+            jwks_max_age_seconds: settings.signing.jwks_max_age_seconds,
+            changed: Arc::default(),
         },
     })
 }

@@ -154,7 +154,7 @@ impl AppState {
     }
 
     /// The entry as stored, with the time it happened.
-    fn stamped(&self, entry: &AuditEntry) -> Option<String> {
+    pub(super) fn stamped(&self, entry: &AuditEntry) -> Option<String> {
         let mut entry = entry.clone();
         entry.at = self
             .now()

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{claims_of, free_port, signing_key_pem, temp_dir, ADMIN_TOKEN, PEPPER};
+use crate::helpers::{
+    claims_of, free_port, signing_key_pem, temp_dir, ADMIN_TOKEN, KEY_ENCRYPTION_KEY, PEPPER,
+};
 use crate::redis_server::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keybroker");
@@ -108,6 +110,10 @@ fn production_env(port: u16, redis_url: String) -> Vec<(&'static str, String)> {
     vec![
         ("KEYBROKER_LISTEN", format!("127.0.0.1:{port}")),
         ("KEYBROKER_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        (
+            "KEYBROKER_KEY_ENCRYPTION_KEY",
+            KEY_ENCRYPTION_KEY.to_owned(),
+        ),
         ("KEYBROKER_PEPPER", PEPPER.to_owned()),
         ("KEYBROKER_SIGNING_KEY_FILE", key_file()),
         ("KEYBROKER_REDIS_URL", redis_url),

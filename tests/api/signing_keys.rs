@@ -1,0 +1,332 @@
+//! The signing-key ring (SPEC §12): a rotation publishes the next key before
+//! it signs, old tokens keep verifying until their key is removed, an
+//! immediate rotation kills the old key's tokens on every process, and the
+//! JWKS revalidates with a strong ETag.
+
+use std::time::{Duration, Instant};
+
+use keybroker::clock::Clock;
+use serde_json::{json, Value};
+
+use crate::both_backends;
+use crate::fixture::Fixture;
+use crate::helpers::{spawn_app, spawn_app_with, Backend, Reply, TestApp};
+
+const URI: &str = "/search/v1/search";
+/// The default `tokens.leeway_seconds`: a process signs with a new key a
+/// leeway after its `active_at`.
+const LEEWAY: i64 = 30;
+/// The longest token lifetime.
+const MAX_TTL: i64 = 86_400;
+
+fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let header = token.split('.').next().unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    let header: Value = serde_json::from_slice(&bytes).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+fn kids(jwks: &Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn rotate(app: &TestApp, body: Value) -> Reply {
+    let reply = app
+        .admin("POST", "/admin/v1/signing-keys/rotate", Some(body))
+        .await;
+    assert_eq!(reply.status, 200, "rotate: {}", reply.text);
+    reply
+}
+
+fn state_of(list: &Value, kid: &str) -> String {
+    list["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == json!(kid))
+        .map(|k| k["state"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| "absent".into())
+}
+
+async fn a_rotation_publishes_the_next_key_before_it_signs(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
+    let before = w.token().to_owned();
+    let old = kid_of(&before);
+
+    let rotated = rotate(&w.app, json!({ "publish_lead_seconds": 2 })).await;
+    let new = rotated.body["kid"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    let jwks = w.app.get("/.well-known/jwks.json").await;
+    let published = kids(&jwks.body);
+    assert_eq!(published.len(), 2, "{}", jwks.text);
+    assert!(published.contains(&old) && published.contains(&new));
+    let list = w.app.admin("GET", "/admin/v1/signing-keys", None).await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    assert_eq!(state_of(&list.body, &new), "next");
+    assert_eq!(state_of(&list.body, &old), "active");
+    assert!(!list.text.contains("sealed") && !list.text.contains("PRIVATE"));
+    assert_eq!(list.body["audit"][0]["action"], json!("signing_key.rotate"));
+
+    // Within the lead the old key still signs.
+    let during = w.fresh_token().await;
+    assert_eq!(kid_of(&during), old);
+
+    // Past the lead (and the leeway every process waits on top of it).
+    w.app.clock.advance(2 + LEEWAY);
+    let after = w.fresh_token().await;
+    assert_eq!(kid_of(&after), new);
+    for token in [&before, &during, &after] {
+        assert_eq!(w.verify(URI, token).await.status, 200);
+    }
+    let list = w.app.admin("GET", "/admin/v1/signing-keys", None).await;
+    assert_eq!(state_of(&list.body, &new), "active");
+    assert_eq!(state_of(&list.body, &old), "retired");
+
+    // Past the retired key's removal: gone from the JWKS, its tokens refused.
+    w.app.clock.advance(MAX_TTL + LEEWAY + 1);
+    let jwks = w.app.get("/.well-known/jwks.json").await;
+    assert_eq!(kids(&jwks.body), vec![new.clone()]);
+    let forged_late = w.token_at(w.app.clock.now());
+    assert_eq!(kid_of(&forged_late), old);
+    w.verify(URI, &forged_late)
+        .await
+        .assert_error(401, "invalid_token");
+    let fresh = w.fresh_token().await;
+    assert_eq!(kid_of(&fresh), new);
+    assert_eq!(w.verify(URI, &fresh).await.status, 200);
+    // The next rotation deletes the removed key from the store.
+    rotate(&w.app, json!({ "publish_lead_seconds": 0 })).await;
+    let list = w.app.admin("GET", "/admin/v1/signing-keys", None).await;
+    assert_eq!(state_of(&list.body, &old), "absent", "{}", list.text);
+}
+
+async fn an_immediate_rotation_kills_the_old_key_s_tokens(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
+    let old = kid_of(w.token());
+    assert_eq!(w.verify(URI, w.token()).await.status, 200);
+    let rotated = rotate(&w.app, json!({ "immediate": true })).await;
+    assert_eq!(rotated.body["revoked"], json!([old]));
+    w.token_refused_everywhere(URI, 401, "invalid_token").await;
+    let fresh = w.fresh_token().await;
+    assert_ne!(kid_of(&fresh), old, "the new key signs at once");
+    assert_eq!(w.verify(URI, &fresh).await.status, 200);
+    assert!(!kids(&w.app.get("/.well-known/jwks.json").await.body).contains(&old));
+}
+
+async fn the_jwks_revalidates_with_a_strong_etag(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = app.get("/.well-known/jwks.json").await;
+    let etag = first.header("etag").expect("an ETag").to_owned();
+    assert!(etag.starts_with('"'), "strong: {etag}");
+    assert_eq!(first.header("cache-control"), Some("public, max-age=300"));
+    let again = app
+        .send(
+            app.client
+                .get(app.url("/.well-known/jwks.json"))
+                .insert_header(("if-none-match", etag.as_str())),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert!(again.text.is_empty());
+    rotate(&app, json!({})).await;
+    let changed = app
+        .send(
+            app.client
+                .get(app.url("/.well-known/jwks.json"))
+                .insert_header(("if-none-match", etag.as_str())),
+            None,
+        )
+        .await;
+    assert_eq!(changed.status, 200);
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+    assert_eq!(kids(&changed.body).len(), 2);
+}
+
+async fn a_token_of_an_unknown_key_is_an_invalid_token(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
+    let stranger = keybroker::tokens::TokenService::new(
+        w.app.address.clone(),
+        &keybroker::tokens::generate_pkcs8_pem(),
+        &[],
+        30,
+    )
+    .unwrap();
+    let token = w.sign_with(&stranger, w.app.clock.now());
+    for _ in 0..20 {
+        w.verify(URI, &token)
+            .await
+            .assert_error(401, "invalid_token");
+    }
+    w.app
+        .apis(&w.created.api_key, &token)
+        .await
+        .assert_error(401, "invalid_token");
+}
+
+both_backends!(
+    a_rotation_publishes_the_next_key_before_it_signs,
+    an_immediate_rotation_kills_the_old_key_s_tokens,
+    the_jwks_revalidates_with_a_strong_etag,
+    a_token_of_an_unknown_key_is_an_invalid_token,
+);
+
+/// Two processes on one Redis: a routine rotation through A is known to B
+/// before the new key signs, and an immediate one kills the old key's tokens
+/// on B too.
+#[actix_web::test]
+async fn a_rotation_through_one_process_reaches_the_other() {
+    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+    let b = w.app.spawn_peer().await;
+    let old = kid_of(w.token());
+
+    let rotated = rotate(&w.app, json!({ "publish_lead_seconds": 2 })).await;
+    let new = rotated.body["kid"].as_str().unwrap().to_owned();
+    // B learns of it through the feed, well within the lead.
+    let started = Instant::now();
+    while !kids(&b.get("/.well-known/jwks.json").await.body).contains(&new) {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "B never published the next key"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+    }
+    w.app.clock.advance(2 + LEEWAY);
+    let on_b = b
+        .auth_with_secret(&w.created.api_key, &w.created.secret)
+        .await;
+    let on_b = on_b.body["accessToken"].as_str().unwrap().to_owned();
+    assert_eq!(kid_of(&on_b), new);
+    assert_eq!(w.verify(URI, &on_b).await.status, 200);
+    assert_eq!(w.verify(URI, w.token()).await.status, 200);
+
+    // A leaked key: every token of the keys before is refused on B too.
+    let rotated = rotate(&w.app, json!({ "immediate": true })).await;
+    assert!(rotated.body["revoked"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(old)));
+    let started = Instant::now();
+    loop {
+        let reply = b.apis(&w.created.api_key, &on_b).await;
+        if reply.status == 401 {
+            reply.assert_error(401, "invalid_token");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "B still took a revoked key's token a second later"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// The ring's start-up checks: Redis without a key-encryption key, a wrong
+/// key-encryption key on an existing ring, a JWKS max-age not shorter than
+/// the publish lead; and processes racing on an empty ring agree on one key.
+#[actix_web::test]
+async fn start_up_refuses_a_ring_it_cannot_use() {
+    let w = spawn_app(Backend::Redis).await;
+
+    let mut settings = w.settings.clone();
+    settings.signing.key_encryption_key = None;
+    let err = keybroker::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("no key-encryption key with Redis");
+    let err = err.to_string();
+    assert!(
+        err.contains("KEYBROKER_KEY_ENCRYPTION_KEY") && err.contains("openssl rand -base64 32"),
+        "{err}"
+    );
+
+    let mut settings = w.settings.clone();
+    settings.signing.key_encryption_key = Some(keybroker::config::Sensitive::new(
+        "b3RoZXIta2V5LWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU=",
+    ));
+    let err = keybroker::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("a wrong key-encryption key")
+        .to_string();
+    assert!(
+        err.contains("KEYBROKER_KEY_ENCRYPTION_KEY") && err.contains("does not open"),
+        "{err}"
+    );
+
+    let mut settings = w.settings.clone();
+    settings.signing.publish_lead_seconds = 300;
+    let err = keybroker::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("max-age not shorter than the lead")
+        .to_string();
+    assert!(err.contains("signing.jwks_max_age_seconds"), "{err}");
+}
+
+#[actix_web::test]
+async fn processes_racing_on_an_empty_ring_agree_on_one_key() {
+    let redis = crate::redis_server::RedisServer::start();
+    let url = redis.url();
+    let redis = std::sync::Arc::new(std::sync::Mutex::new(redis));
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        apps.push(crate::helpers::spawn_app_on_redis_with(
+            redis.clone(),
+            url.clone(),
+            |s| {
+                // Each process would seed the ring with its own key.
+                s.signing.key_pem = Some(keybroker::config::Sensitive::new(
+                    keybroker::tokens::generate_pkcs8_pem(),
+                ));
+            },
+        ));
+    }
+    let apps = futures_util::future::join_all(apps).await;
+    let lists = futures_util::future::join_all(
+        apps.iter()
+            .map(|a| a.admin("GET", "/admin/v1/signing-keys", None)),
+    )
+    .await;
+    for list in &lists {
+        assert_eq!(
+            list.body["keys"].as_array().unwrap().len(),
+            1,
+            "{}",
+            list.text
+        );
+    }
+    assert_eq!(lists[0].body["keys"], lists[1].body["keys"]);
+}
+
+/// A configuration whose JWKS max-age is not shorter than the publish lead
+/// is refused on the memory store too.
+#[actix_web::test]
+async fn a_jwks_max_age_not_shorter_than_the_lead_is_refused() {
+    let mut settings = crate::helpers::base_settings();
+    settings.signing.jwks_max_age_seconds = 600;
+    let err = keybroker::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains("shorter than signing.publish_lead_seconds"),
+        "{err}"
+    );
+    let app = spawn_app_with(Backend::Memory, |s| {
+        s.signing.jwks_max_age_seconds = 10;
+        s.signing.publish_lead_seconds = 11;
+    })
+    .await;
+    let jwks = app.get("/.well-known/jwks.json").await;
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=10"));
+}
