@@ -330,3 +330,104 @@ async fn a_jwks_max_age_not_shorter_than_the_lead_is_refused() {
     let jwks = app.get("/.well-known/jwks.json").await;
     assert_eq!(jwks.header("cache-control"), Some("public, max-age=10"));
 }
+
+/// One request through `app`'s gateway or `/v1/verify` with `token`.
+async fn check_on(app: &TestApp, w: &Fixture, token: &str, gateway: bool) -> u16 {
+    let request = if gateway {
+        app.client.get(app.url("/prod/search/v1/search"))
+    } else {
+        app.client
+            .get(app.url("/v1/verify"))
+            .insert_header(("x-original-uri", URI))
+    };
+    let request = request
+        .insert_header(("x-inbenta-key", w.created.api_key.as_str()))
+        .bearer_auth(token);
+    app.send(request, None).await.status
+}
+
+/// Mints on `from`, verifies on `to` (alternately through the gateway and
+/// `/v1/verify`) until `stop`; returns (requests, failures).
+async fn mint_and_verify(
+    from: &TestApp,
+    to: &TestApp,
+    w: &Fixture,
+    stop: &std::sync::atomic::AtomicBool,
+) -> (usize, Vec<String>) {
+    let mut requests = 0;
+    let mut failures = Vec::new();
+    let mut round = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let minted = from
+            .auth_with_secret(&w.created.api_key, &w.created.secret)
+            .await;
+        requests += 1;
+        if minted.status != 200 {
+            failures.push(format!("mint: {} {}", minted.status, minted.text));
+            continue;
+        }
+        let token = minted.body["accessToken"].as_str().unwrap().to_owned();
+        for gateway in [true, false] {
+            let status = check_on(to, w, &token, gateway).await;
+            requests += 1;
+            if status != 200 {
+                failures.push(format!(
+                    "round {round}: {} with kid {} -> {status}",
+                    if gateway { "gateway" } else { "verify" },
+                    kid_of(&token)
+                ));
+            }
+        }
+        round += 1;
+    }
+    (requests, failures)
+}
+
+/// Two processes on one Redis under continuous load, one task minting on A
+/// and verifying on B, the other the reverse, with two routine rotations
+/// during the run: not one verification fails, nothing answers 5xx.
+#[actix_web::test]
+async fn two_rotations_under_load_fail_no_verification() {
+    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+    let b = w.app.spawn_peer().await;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let rotations = async {
+        let mut kids = Vec::new();
+        for _ in 0..2 {
+            actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+            let rotated = rotate(&w.app, json!({ "publish_lead_seconds": 2 })).await;
+            kids.push(rotated.body["kid"].as_str().unwrap().to_owned());
+            // The lead passes (and the leeway after it) while the load runs.
+            actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+            w.app.clock.advance(2 + LEEWAY);
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        kids
+    };
+    let (kids, (a_to_b, failures_ab), (b_to_a, failures_ba)) = tokio::join!(
+        rotations,
+        mint_and_verify(&w.app, &b, &w, &stop),
+        mint_and_verify(&b, &w.app, &w, &stop),
+    );
+    let failures: Vec<_> = failures_ab.into_iter().chain(failures_ba).collect();
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:?}",
+        failures.len()
+    );
+    // The last key signs on both processes at the end.
+    let last = kids.last().unwrap();
+    let on_a = w.fresh_token().await;
+    let on_b = b
+        .auth_with_secret(&w.created.api_key, &w.created.secret)
+        .await;
+    assert_eq!(&kid_of(&on_a), last);
+    assert_eq!(&kid_of(on_b.body["accessToken"].as_str().unwrap()), last);
+    let total = a_to_b + b_to_a;
+    assert!(
+        total > 100,
+        "too little load to mean anything: {total} requests"
+    );
+    eprintln!("two rotations under load: {total} requests, 0 failed");
+}
