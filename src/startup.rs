@@ -17,6 +17,7 @@ use crate::app::{AdminToken, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::domain::credential::CredentialHasher;
+use crate::domain::keyring::RingTimes;
 use crate::domain::upstream::{Authority, UpstreamPolicy};
 use crate::error::ApiError;
 use crate::http;
@@ -272,6 +273,48 @@ fn upstream_policy(settings: &Settings, local: SocketAddr) -> UpstreamPolicy {
     }
 }
 
+async fn connect_redis(settings: &Settings) -> Result<RedisStore, StartupError> {
+    let url = settings.store.redis_url.as_ref().map(|u| u.expose());
+    Ok(RedisStore::connect(
+        url.unwrap_or_default(),
+        &settings.store.key_prefix,
+        Duration::from_millis(settings.store.timeout_ms),
+    )
+    .await?)
+}
+
+/// What `keybroker keys …` works on: the Redis store, the key that seals its
+/// ring, and the ring's times. A memory store has no ring outside a process.
+pub async fn key_ring_of(
+    settings: &Settings,
+) -> Result<(RedisStore, KeyEncryptionKey, RingTimes), StartupError> {
+    settings.validate()?;
+    if settings.store.redis_url.is_none() {
+        return Err(StartupError::Ring(
+            "the key commands work on a shared ring: set KEYBROKER_REDIS_URL (a memory store's ring lives inside its process; use the admin API)".into(),
+        ));
+    }
+    let kek = settings
+        .key_encryption_key()?
+        .map(|bytes| KeyEncryptionKey::new(&bytes))
+        .ok_or_else(|| StartupError::Ring("KEYBROKER_KEY_ENCRYPTION_KEY is required".into()))?;
+    let store = connect_redis(settings).await?;
+    let times = RingTimes {
+        leeway: i64::try_from(settings.tokens.leeway_seconds).unwrap_or(0),
+        max_token_ttl: i64::try_from(crate::domain::instance::MAX_TOKEN_TTL_SECONDS)
+            .unwrap_or(i64::MAX),
+    };
+    // The ring must open with this key before anything is added to it.
+    let ring = keyring::read_ring(&store)
+        .await
+        .map_err(|e| StartupError::Ring(e.to_string()))?;
+    for key in &ring {
+        kek.open(&key.kid, &key.sealed_private_key)
+            .map_err(|e| StartupError::Ring(e.to_string()))?;
+    }
+    Ok((store, kek, times))
+}
+
 async fn build_state(
     settings: &Settings,
     local: SocketAddr,
@@ -291,14 +334,7 @@ async fn build_state(
         .map(|t| t.expose().to_owned())
         .unwrap_or_default();
     let store: Arc<dyn Store> = match &settings.store.redis_url {
-        Some(url) => Arc::new(
-            RedisStore::connect(
-                url.expose(),
-                &settings.store.key_prefix,
-                Duration::from_millis(settings.store.timeout_ms),
-            )
-            .await?,
-        ),
+        Some(_) => Arc::new(connect_redis(settings).await?),
         None => Arc::new(MemoryStore::new()),
     };
     // Validation made sure Redis has a configured key; a memory store's ring

@@ -44,7 +44,7 @@ pub enum RingError {
     Seal(#[from] SealError),
     #[error("a ring entry is not valid JSON: {0}")]
     Corrupt(String),
-    #[error("the signing-key ring is empty")]
+    #[error("the signing-key ring is empty: start a broker once to seed it with KEYBROKER_SIGNING_KEY_FILE")]
     Empty,
 }
 
@@ -142,69 +142,87 @@ impl AppState {
         )
     }
 
-    /// Adds a next key, active after `lead_seconds`; `immediate` makes it
-    /// active now and revokes the key that was active (every token it
-    /// signed). Entries past their removal go from the store.
+    /// Adds a next key (see [`rotate`]) and signs with the ring as it is
+    /// afterwards.
     pub async fn rotate_signing_key(
         &self,
         lead_seconds: u64,
         immediate: bool,
     ) -> Result<Rotation, RingError> {
-        let now = self.now().timestamp();
-        let ring = read_ring(self.store.as_ref()).await?;
-        let times = self.tokens.ring_times();
-        let lead = if immediate {
-            0
-        } else {
-            i64::try_from(lead_seconds).unwrap_or(i64::MAX)
-        };
-        let der = generate_pkcs8_der()?;
-        let new = ring_key(
-            &der,
+        let (kid, revoked) = rotate(
+            self.store.as_ref(),
             &self.signing.kek,
-            now,
-            now.saturating_add(lead),
+            self.tokens.ring_times(),
+            self.now(),
+            lead_seconds,
             immediate,
+            AuditEntry::admin("signing_key.rotate"),
         )
-        .map_err(|_| SealError::Random)?;
-        let mut put = vec![(new.kid.clone(), to_json(&new)?)];
-        let mut revoked = Vec::new();
-        if immediate {
-            for key in &ring {
-                let state = key.state(&ring, now, times);
-                if key.revoked_at.is_none() && matches!(state, KeyState::Active | KeyState::Retired)
-                {
-                    let mut key = key.clone();
-                    key.revoked_at = Some(now);
-                    put.push((key.kid.clone(), to_json(&key)?));
-                    revoked.push(key.kid);
-                }
-            }
-        }
-        let remove: Vec<String> = ring
-            .iter()
-            .filter(|k| k.state(&ring, now, times) == KeyState::Removed)
-            .map(|k| k.kid.clone())
-            .collect();
-        let entry = AuditEntry::admin("signing_key.rotate")
-            .target(&new.kid)
-            .detail(serde_json::json!({
-                "publish_lead_seconds": lead,
-                "immediate": immediate,
-                "revoked": revoked,
-                "removed": remove,
-            }));
-        let audit = self.stamped(&entry).unwrap_or_default();
-        self.store
-            .ring_write(&put, &remove, &audit, AUDIT_KEEP)
-            .await?;
+        .await?;
         self.reload_ring().await?;
         Ok(Rotation {
-            kid: new.kid,
+            kid,
             revoked,
             keys: self.signing_keys(),
         })
     }
+}
+
+/// Adds a next key, active after `lead_seconds`; `immediate` makes it active
+/// now and revokes the keys that were active or retired (every token they
+/// signed). Entries past their removal go from the store. Announced on the
+/// feed, audited as `entry`. Returns the new kid and the revoked ones.
+pub async fn rotate(
+    store: &dyn Store,
+    kek: &KeyEncryptionKey,
+    times: RingTimes,
+    at: chrono::DateTime<chrono::Utc>,
+    lead_seconds: u64,
+    immediate: bool,
+    entry: AuditEntry,
+) -> Result<(String, Vec<String>), RingError> {
+    let now = at.timestamp();
+    let ring = read_ring(store).await?;
+    // A ring's first key is seeded by a broker's start-up; a rotation of
+    // an empty ring would leave only a key that is not active yet.
+    if ring.is_empty() {
+        return Err(RingError::Empty);
+    }
+    let lead = if immediate {
+        0
+    } else {
+        i64::try_from(lead_seconds).unwrap_or(i64::MAX)
+    };
+    let der = generate_pkcs8_der()?;
+    let new = ring_key(&der, kek, now, now.saturating_add(lead), immediate)
+        .map_err(|_| SealError::Random)?;
+    let mut put = vec![(new.kid.clone(), to_json(&new)?)];
+    let mut revoked = Vec::new();
+    if immediate {
+        for key in &ring {
+            let state = key.state(&ring, now, times);
+            if key.revoked_at.is_none() && matches!(state, KeyState::Active | KeyState::Retired) {
+                let mut key = key.clone();
+                key.revoked_at = Some(now);
+                put.push((key.kid.clone(), to_json(&key)?));
+                revoked.push(key.kid);
+            }
+        }
+    }
+    let remove: Vec<String> = ring
+        .iter()
+        .filter(|k| k.state(&ring, now, times) == KeyState::Removed)
+        .map(|k| k.kid.clone())
+        .collect();
+    let entry = entry.target(&new.kid).detail(serde_json::json!({
+        "publish_lead_seconds": lead,
+        "immediate": immediate,
+        "revoked": revoked,
+        "removed": remove,
+    }));
+    let audit = entry.stamped_at(at).unwrap_or_default();
+    store.ring_write(&put, &remove, &audit, AUDIT_KEEP).await?;
+    Ok((new.kid, revoked))
 }
 
 fn to_json(key: &RingKey) -> Result<String, RingError> {
