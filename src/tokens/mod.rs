@@ -286,14 +286,20 @@ impl TokenService {
     }
 
     /// Signs and verifies with `ring` from now on (plus the configured
-    /// verify-only keys). Tokens verified before are verified again: a key
-    /// may have been revoked.
+    /// verify-only keys). When the ring changed, tokens verified before are
+    /// verified again: a key may have been revoked. (A key removed by the
+    /// passing of time signed no token that outlives it, so an unchanged
+    /// ring keeps the cache.)
     pub fn install_ring(
         &self,
         ring: Vec<RingKey>,
         kek: &KeyEncryptionKey,
     ) -> Result<(), SealError> {
-        let times = self.keys().times;
+        let current = self.keys();
+        if !current.ring.is_empty() && current.ring == ring {
+            return Ok(());
+        }
+        let times = current.times;
         let keys = keyset::Keys::from_ring(ring, kek, &self.extra, times)?;
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
         self.verified.clear();
