@@ -9,6 +9,7 @@ use crate::app::keyring::RingError;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::extract::{AdminAuth, JsonBody};
+use crate::store::StoreError;
 
 /// Audit entries the listing shows, newest first.
 const AUDIT_SHOWN: usize = 50;
@@ -72,9 +73,12 @@ pub async fn list(_: AdminAuth, state: web::Data<AppState>) -> Result<HttpRespon
     })))
 }
 
+/// A ring the store cannot give or that does not parse is the store's
+/// failure (503, logged with its cause); anything else is ours (500).
 fn ring_error(e: RingError) -> ApiError {
     match e {
         RingError::Store(e) => e.into(),
+        RingError::Corrupt(what) => StoreError::Corrupt(format!("signing-key ring: {what}")).into(),
         other => ApiError::internal(other),
     }
 }
