@@ -431,3 +431,25 @@ async fn two_rotations_under_load_fail_no_verification() {
     );
     eprintln!("two rotations under load: {total} requests, 0 failed");
 }
+
+/// A ring entry that does not parse: the key routes fail closed with 503
+/// (never a 500, never a new ring), and this process keeps signing and
+/// verifying with the keys it had.
+#[actix_web::test]
+async fn a_corrupt_ring_entry_fails_the_key_routes_closed() {
+    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+    w.app
+        .redis()
+        .command(&["HSET", "kb:ring", "garbage", "{not json"]);
+    w.app
+        .admin("GET", "/admin/v1/signing-keys", None)
+        .await
+        .assert_error(503, "store_unavailable");
+    let reply = w
+        .app
+        .admin("POST", "/admin/v1/signing-keys/rotate", Some(json!({})))
+        .await;
+    reply.assert_error(503, "store_unavailable");
+    assert_eq!(w.verify(URI, &w.fresh_token().await).await.status, 200);
+    assert_eq!(w.verify(URI, w.token()).await.status, 200);
+}
