@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::audit::{AuditEntry, AUDIT_KEEP};
 use super::AppState;
 use crate::domain::keyring::{KeyState, RingKey, RingTimes};
-use crate::store::{Store, StoreError};
+use crate::store::{Revocation, Store, StoreError};
 use crate::tokens::{generate_pkcs8_der, ring_key, KeyEncryptionKey, SealError};
 
 /// A process re-reads the ring at least this often.
@@ -222,7 +222,43 @@ pub async fn rotate(
     }));
     let audit = entry.stamped_at(at).unwrap_or_default();
     store.ring_write(&put, &remove, &audit, AUDIT_KEEP).await?;
+    if immediate {
+        revoke_everything_issued_by(store, now, times).await?;
+    }
     Ok((new.kid, revoked))
+}
+
+/// A leaked key: every token issued before the second of the rotation joins
+/// the revocation lists (an instance revocation, SPEC §5). Every process's
+/// ring drops the revoked keys as soon as it hears of the change, but the
+/// product path reads the lists from the store on every request: there the
+/// old tokens are refused on the very next request, whichever process
+/// serves it. The second of the rotation itself is left out: revocation
+/// times are whole seconds, and the clients that authenticate again at once
+/// get tokens of the new key in that second. Old-key tokens of that second
+/// (and a forger's, dated later) die with the key, when each process reads
+/// the ring (milliseconds after the announcement).
+async fn revoke_everything_issued_by(
+    store: &dyn Store,
+    now: i64,
+    times: RingTimes,
+) -> Result<(), StoreError> {
+    let ttl = times
+        .max_token_ttl
+        .saturating_add(times.leeway)
+        .saturating_add(1);
+    for instance in store.list_instances().await? {
+        store
+            .revoke(
+                &instance.id,
+                Revocation::Instance {
+                    before: now.saturating_sub(1),
+                },
+                ttl,
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 fn to_json(key: &RingKey) -> Result<String, RingError> {

@@ -208,12 +208,28 @@ async fn a_rotation_through_one_process_reaches_the_other() {
     assert_eq!(w.verify(URI, &on_b).await.status, 200);
     assert_eq!(w.verify(URI, w.token()).await.status, 200);
 
-    // A leaked key: every token of the keys before is refused on B too.
+    // A leaked key: every token of the keys before is refused on B too, on
+    // the product path at the very next request (the revocation lists are
+    // read from the store), whether or not B has read the ring yet.
+    w.app.clock.advance(1);
     let rotated = rotate(&w.app, json!({ "immediate": true })).await;
     assert!(rotated.body["revoked"]
         .as_array()
         .unwrap()
+        .contains(&json!(new)));
+    assert!(rotated.body["revoked"]
+        .as_array()
+        .unwrap()
         .contains(&json!(old)));
+    for gateway in [true, false] {
+        let reply = check_reply(&b, &w, &on_b, gateway).await;
+        assert_eq!(reply.status, 401, "{}", reply.text);
+        assert!(
+            ["invalid_token", "token_revoked"].contains(&reply.reason()),
+            "{}",
+            reply.text
+        );
+    }
     let started = Instant::now();
     loop {
         let reply = b.apis(&w.created.api_key, &on_b).await;
@@ -333,6 +349,10 @@ async fn a_jwks_max_age_not_shorter_than_the_lead_is_refused() {
 
 /// One request through `app`'s gateway or `/v1/verify` with `token`.
 async fn check_on(app: &TestApp, w: &Fixture, token: &str, gateway: bool) -> u16 {
+    check_reply(app, w, token, gateway).await.status
+}
+
+async fn check_reply(app: &TestApp, w: &Fixture, token: &str, gateway: bool) -> Reply {
     let request = if gateway {
         app.client.get(app.url("/prod/search/v1/search"))
     } else {
@@ -343,7 +363,7 @@ async fn check_on(app: &TestApp, w: &Fixture, token: &str, gateway: bool) -> u16
     let request = request
         .insert_header(("x-inbenta-key", w.created.api_key.as_str()))
         .bearer_auth(token);
-    app.send(request, None).await.status
+    app.send(request, None).await
 }
 
 /// Mints on `from`, verifies on `to` (alternately through the gateway and
@@ -452,4 +472,39 @@ async fn a_corrupt_ring_entry_fails_the_key_routes_closed() {
     reply.assert_error(503, "store_unavailable");
     assert_eq!(w.verify(URI, &w.fresh_token().await).await.status, 200);
     assert_eq!(w.verify(URI, w.token()).await.status, 200);
+}
+
+/// A leaked key while B's feed is cut: B hears nothing of the rotation and
+/// keeps its ring for up to 30 s, yet refuses the old key's tokens on its
+/// very next request, on every route, because they joined the revocation
+/// lists it reads from Redis.
+#[actix_web::test]
+async fn an_immediate_rotation_holds_on_a_process_whose_feed_was_cut() {
+    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+    let b = crate::feed::peer_with_a_warm_view(&w).await;
+    assert_eq!(check_on(&b, &w, w.token(), true).await, 200);
+    let reply = w
+        .app
+        .redis()
+        .command(&["ACL", "SETUSER", "default", "-subscribe"]);
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let reply = w.app.redis().command(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    assert!(reply.starts_with(':'), "{reply}");
+    crate::feed::feed_is(&b, false).await;
+
+    w.app.clock.advance(1);
+    rotate(&w.app, json!({ "immediate": true })).await;
+    for gateway in [true, false] {
+        check_reply(&b, &w, w.token(), gateway)
+            .await
+            .assert_error(401, "token_revoked");
+    }
+    b.apis(&w.created.api_key, w.token())
+        .await
+        .assert_error(401, "token_revoked");
+    let reply = w.introspect_on(&b, w.token(), &w.created.secret).await;
+    assert_eq!(reply.body["active"], false, "{}", reply.text);
+    // New tokens, of the new key, work on both.
+    let fresh = w.fresh_token().await;
+    assert_eq!(check_on(&w.app, &w, &fresh, true).await, 200);
 }
