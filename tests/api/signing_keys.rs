@@ -460,7 +460,7 @@ async fn a_corrupt_ring_entry_fails_the_key_routes_closed() {
     let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
     w.app
         .redis()
-        .command(&["HSET", "kb:ring", "garbage", "{not json"]);
+        .command(&["HSET", "kb:{ring}:keys", "garbage", "{not json"]);
     w.app
         .admin("GET", "/admin/v1/signing-keys", None)
         .await

@@ -27,12 +27,12 @@ impl RedisStore {
 
     /// The signing-key ring, kid → entry.
     pub(super) fn ring_key(&self) -> String {
-        format!("{}:ring", self.prefix)
+        format!("{}:{{ring}}:keys", self.prefix)
     }
 
     /// The audit log of ring changes.
     pub(super) fn ring_audit_key(&self) -> String {
-        format!("{}:ring:audit", self.prefix)
+        format!("{}:{{ring}}:audit", self.prefix)
     }
 
     pub(super) fn instances_key(&self) -> String {

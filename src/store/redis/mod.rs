@@ -24,10 +24,11 @@
 //! | `P:{<instance>}:usage` | hash | `<credential>\|<counter>` → count |
 //! | `P:{<instance>}:useries:<step>:<start>` | hash, TTL | usage in one minute or hour step, kept 48 h or 30 days |
 //! | `P:{<instance>}:audit` | list | audit entries (JSON), newest first, trimmed |
-//! | `P:ring` | hash | the signing-key ring: kid → key JSON, the private key sealed (SPEC §12) |
-//! | `P:ring:audit` | list | audit entries of ring changes (JSON), newest first, trimmed |
+//! | `P:{ring}:keys` | hash | the signing-key ring: kid → key JSON, the private key sealed (SPEC §12) |
+//! | `P:{ring}:audit` | list | audit entries of ring changes (JSON), newest first, trimmed |
 //!
-//! The ring is owned by the broker as a whole: its entries are deleted by
+//! The ring's two keys share the hash tag `{ring}`: a ring write changes
+//! both in one transaction. The ring is owned by the broker as a whole: its entries are deleted by
 //! the ring write that finds them removed (`domain/keyring.rs`), so it holds
 //! a handful of keys. Its first key is written by `scripts/ring_bootstrap.lua`
 //! only into an empty hash, so two processes starting together on an empty
