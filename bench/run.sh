@@ -163,6 +163,7 @@ random_secret() {
 # Generated for this run only; never written outside the temporary directory.
 admin_token=$(random_secret)
 pepper=$(random_secret)
+key_encryption_key=$(head -c 32 /dev/urandom | base64)
 "$bin/keybroker" generate-key >"$tmp/signing.pem"
 chmod 600 "$tmp/signing.pem"
 
@@ -194,6 +195,7 @@ start_broker() {
     KEYBROKER_SIGNING_KEY_FILE="$tmp/signing.pem" \
     KEYBROKER_ADMIN_TOKEN="$admin_token" \
     KEYBROKER_PEPPER="$pepper" \
+    KEYBROKER_KEY_ENCRYPTION_KEY="$key_encryption_key" \
     KEYBROKER_LOG_LEVEL=warn \
     "$bin/keybroker" serve >"$tmp/$name.log" 2>&1 &
   pids+=($!)

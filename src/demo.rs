@@ -34,12 +34,22 @@ fn random_hex() -> String {
     )
 }
 
+fn rand_bytes() -> [u8; 32] {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the operating system's CSPRNG is unavailable");
+    bytes
+}
+
 /// What `prepare` had to generate, to tell the user.
 #[derive(Debug, Default)]
 pub struct Generated {
     pub admin_token: bool,
     pub pepper: bool,
     pub signing_key: bool,
+    pub key_encryption_key: bool,
 }
 
 /// Fills in the admin token, pepper and signing key when they are not configured.
@@ -56,6 +66,14 @@ pub fn prepare(settings: &mut Settings) -> Generated {
     if settings.signing.key_pem.is_none() && settings.signing.key_file.is_none() {
         settings.signing.key_pem = Some(Sensitive::new(generate_pkcs8_pem()));
         generated.signing_key = true;
+    }
+    if settings.signing.key_encryption_key.is_none() {
+        use base64::Engine;
+        let bytes: [u8; 32] = rand_bytes();
+        settings.signing.key_encryption_key = Some(Sensitive::new(
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        ));
+        generated.key_encryption_key = true;
     }
     generated
 }
@@ -182,6 +200,9 @@ pub fn banner(
     let mut notes = Vec::new();
     if generated.signing_key {
         notes.push("a fresh Ed25519 signing key (tokens die with this process)");
+    }
+    if generated.key_encryption_key {
+        notes.push("a fresh key-encryption key for the signing-key ring (a ring kept in Redis will not open on the next start without KEYBROKER_KEY_ENCRYPTION_KEY)");
     }
     if generated.pepper {
         notes.push("a random pepper");

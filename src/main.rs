@@ -3,8 +3,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use keybroker::app::audit::AuditEntry;
+use keybroker::app::keyring;
 use keybroker::config::Settings;
-use keybroker::startup::Application;
+use keybroker::startup::{self, Application};
 use keybroker::{demo, telemetry, tokens};
 
 /// The request path allocates many small, short-lived objects; mimalloc
@@ -32,6 +34,31 @@ enum Command {
     },
     /// Print a new Ed25519 signing key (PKCS#8 PEM) on stdout.
     GenerateKey,
+    /// The signing-key ring in Redis (as the admin API's /admin/v1/signing-keys).
+    Keys {
+        /// TOML configuration file; KEYBROKER_* variables override it.
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// List the keys (never a private key), as JSON.
+    List,
+    /// Add the next key; every running process learns of it.
+    Rotate {
+        /// Seconds the key is published before it signs (default:
+        /// signing.publish_lead_seconds).
+        #[arg(long)]
+        publish_lead_seconds: Option<u64>,
+        /// A leaked key: the new key signs at once and every token of the
+        /// keys before it is refused.
+        #[arg(long)]
+        immediate: bool,
+    },
 }
 
 #[actix_web::main]
@@ -42,6 +69,13 @@ async fn main() -> ExitCode {
             print!("{}", tokens::generate_pkcs8_pem());
             ExitCode::SUCCESS
         }
+        Command::Keys { config, action } => match keys(config, action).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("keybroker: {message}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve { config, demo } => match serve(config, demo).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -50,6 +84,51 @@ async fn main() -> ExitCode {
             }
         },
     }
+}
+
+async fn keys(config: Option<PathBuf>, action: KeysAction) -> Result<(), String> {
+    let settings = Settings::load(config.as_deref()).map_err(|e| e.to_string())?;
+    telemetry::init(&settings.log.format, "warn");
+    let (store, kek, times) = startup::key_ring_of(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = chrono::Utc::now();
+    let out = match action {
+        KeysAction::List => {
+            let ring = keyring::read_ring(&store)
+                .await
+                .map_err(|e| e.to_string())?;
+            serde_json::json!({ "keys": keyring::views(&ring, now.timestamp(), times) })
+        }
+        KeysAction::Rotate {
+            publish_lead_seconds,
+            immediate,
+        } => {
+            let lead = publish_lead_seconds.unwrap_or(settings.signing.publish_lead_seconds);
+            let (kid, revoked) = keyring::rotate(
+                &store,
+                &kek,
+                times,
+                now,
+                lead,
+                immediate,
+                AuditEntry::command_line("signing_key.rotate"),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let ring = keyring::read_ring(&store)
+                .await
+                .map_err(|e| e.to_string())?;
+            serde_json::json!({
+                "kid": kid,
+                "immediate": immediate,
+                "revoked": revoked,
+                "keys": keyring::views(&ring, now.timestamp(), times),
+            })
+        }
+    };
+    let _ = writeln!(std::io::stdout().lock(), "{out:#}");
+    Ok(())
 }
 
 async fn serve(config: Option<PathBuf>, demo_mode: bool) -> Result<(), String> {

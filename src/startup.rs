@@ -8,6 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
+use crate::app::keyring;
 use crate::app::revocation_view::RevocationView;
 use crate::app::state::{
     AuthLimits, DomainKeySettings, SessionSettings, VerifySettings, WebSettings,
@@ -16,6 +17,7 @@ use crate::app::{AdminToken, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Settings};
 use crate::domain::credential::CredentialHasher;
+use crate::domain::keyring::RingTimes;
 use crate::domain::upstream::{Authority, UpstreamPolicy};
 use crate::error::ApiError;
 use crate::http;
@@ -26,7 +28,7 @@ use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::{RevocationFeed, Store, StoreError};
 use crate::telemetry;
-use crate::tokens::{KeyError, TokenService};
+use crate::tokens::{self, KeyEncryptionKey, KeyError, TokenService};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -36,6 +38,8 @@ pub enum StartupError {
     SigningKey(#[from] KeyError),
     #[error("cannot use the Redis store: {0}")]
     Store(#[from] StoreError),
+    #[error("signing-key ring: {0}")]
+    Ring(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -114,6 +118,11 @@ impl Application {
         .run();
         spawn_usage_flusher(state.clone());
         spawn_revocation_follower(&state);
+        actix_web::rt::spawn(keyring::follow_ring(
+            Arc::downgrade(&state.clone().into_inner()),
+            state.signing.changed.clone(),
+            state.tokens.refresh_wanted(),
+        ));
         tracing::info!(addr = %local, workers, "keybroker listening");
         Ok(Application {
             port: local.port(),
@@ -178,6 +187,7 @@ fn spawn_revocation_follower(state: &web::Data<AppState>) {
     let feed = FeedIntoView {
         view: state.revocations.clone(),
         metrics: state.metrics.clone(),
+        ring_changed: state.signing.changed.clone(),
     };
     let weak = Arc::downgrade(&state.clone().into_inner());
     actix_web::rt::spawn(async move {
@@ -224,10 +234,14 @@ async fn dropped(weak: &std::sync::Weak<AppState>) {
 struct FeedIntoView {
     view: Arc<RevocationView>,
     metrics: Arc<Metrics>,
+    ring_changed: Arc<tokio::sync::Notify>,
 }
 
 impl RevocationFeed for FeedIntoView {
     fn subscribed(&self) {
+        // A ring change announced before this subscription reached nobody
+        // here: read the ring once now.
+        self.ring_changed.notify_one();
         self.view.subscribed();
         self.metrics.revocation_feed_up();
     }
@@ -238,6 +252,10 @@ impl RevocationFeed for FeedIntoView {
 
     fn alive(&self) {
         self.view.alive();
+    }
+
+    fn ring_changed(&self) {
+        self.ring_changed.notify_one();
     }
 }
 
@@ -255,17 +273,53 @@ fn upstream_policy(settings: &Settings, local: SocketAddr) -> UpstreamPolicy {
     }
 }
 
+async fn connect_redis(settings: &Settings) -> Result<RedisStore, StartupError> {
+    let url = settings.store.redis_url.as_ref().map(|u| u.expose());
+    Ok(RedisStore::connect(
+        url.unwrap_or_default(),
+        &settings.store.key_prefix,
+        Duration::from_millis(settings.store.timeout_ms),
+    )
+    .await?)
+}
+
+/// What `keybroker keys …` works on: the Redis store, the key that seals its
+/// ring, and the ring's times. A memory store has no ring outside a process.
+pub async fn key_ring_of(
+    settings: &Settings,
+) -> Result<(RedisStore, KeyEncryptionKey, RingTimes), StartupError> {
+    settings.validate()?;
+    if settings.store.redis_url.is_none() {
+        return Err(StartupError::Ring(
+            "the key commands work on a shared ring: set KEYBROKER_REDIS_URL (a memory store's ring lives inside its process; use the admin API)".into(),
+        ));
+    }
+    let kek = settings
+        .key_encryption_key()?
+        .map(|bytes| KeyEncryptionKey::new(&bytes))
+        .ok_or_else(|| StartupError::Ring("KEYBROKER_KEY_ENCRYPTION_KEY is required".into()))?;
+    let store = connect_redis(settings).await?;
+    let times = RingTimes {
+        leeway: i64::try_from(settings.tokens.leeway_seconds).unwrap_or(0),
+        max_token_ttl: i64::try_from(crate::domain::instance::MAX_TOKEN_TTL_SECONDS)
+            .unwrap_or(i64::MAX),
+    };
+    // The ring must open with this key before anything is added to it.
+    let ring = keyring::read_ring(&store)
+        .await
+        .map_err(|e| StartupError::Ring(e.to_string()))?;
+    for key in &ring {
+        kek.open(&key.kid, &key.sealed_private_key)
+            .map_err(|e| StartupError::Ring(e.to_string()))?;
+    }
+    Ok((store, kek, times))
+}
+
 async fn build_state(
     settings: &Settings,
     local: SocketAddr,
     clock: Arc<dyn Clock>,
 ) -> Result<AppState, StartupError> {
-    let tokens = TokenService::new(
-        settings.issuer(),
-        &settings.signing_key_pem()?,
-        &settings.previous_signing_key_pems()?,
-        settings.tokens.leeway_seconds,
-    )?;
     let pepper = settings
         .secrets
         .pepper
@@ -280,16 +334,34 @@ async fn build_state(
         .map(|t| t.expose().to_owned())
         .unwrap_or_default();
     let store: Arc<dyn Store> = match &settings.store.redis_url {
-        Some(url) => Arc::new(
-            RedisStore::connect(
-                url.expose(),
-                &settings.store.key_prefix,
-                Duration::from_millis(settings.store.timeout_ms),
-            )
-            .await?,
-        ),
+        Some(_) => Arc::new(connect_redis(settings).await?),
         None => Arc::new(MemoryStore::new()),
     };
+    // Validation made sure Redis has a configured key; a memory store's ring
+    // dies with the process, and so may its key.
+    let kek = match settings.key_encryption_key()? {
+        Some(bytes) => KeyEncryptionKey::new(&bytes),
+        None => KeyEncryptionKey::generate().map_err(|e| StartupError::Ring(e.to_string()))?,
+    };
+    let ring = keyring::load_or_bootstrap(
+        store.as_ref(),
+        &kek,
+        || {
+            let pem = settings.signing_key_pem().map_err(|e| e.to_string())?;
+            tokens::pkcs8_pem_to_der(&pem).map_err(|e| format!("signing key: {e}"))
+        },
+        clock.now().timestamp(),
+    )
+    .await
+    .map_err(StartupError::Ring)?;
+    let tokens = TokenService::from_ring(
+        settings.issuer(),
+        ring,
+        &kek,
+        &settings.previous_signing_key_pems()?,
+        settings.tokens.leeway_seconds,
+    )
+    .map_err(StartupError::Ring)?;
     Ok(AppState {
         store,
         tokens,
@@ -332,6 +404,12 @@ async fn build_state(
         },
         domain_keys: DomainKeySettings {
             propagation_seconds: settings.domain_keys.propagation_seconds,
+        },
+        signing: keyring::SigningSettings {
+            kek: Arc::new(kek),
+            publish_lead_seconds: settings.signing.publish_lead_seconds,
+            jwks_max_age_seconds: settings.signing.jwks_max_age_seconds,
+            changed: Arc::default(),
         },
     })
 }

@@ -141,6 +141,7 @@ export async function startWorld({ env = {} } = {}) {
       KEYBROKER_SIGNING_KEY_FILE: signing,
       KEYBROKER_ADMIN_TOKEN: adminToken,
       KEYBROKER_PEPPER: randomBytes(24).toString("hex"),
+      KEYBROKER_KEY_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
       KEYBROKER_DOMAIN_KEY_PROPAGATION_SECONDS: "0",
       KEYBROKER_WORKERS: "2",
       KEYBROKER_LOG_LEVEL: "warn",

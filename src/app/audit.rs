@@ -89,6 +89,20 @@ impl AuditEntry {
         Self::new("admin", action)
     }
 
+    /// An action taken on the command line (`keybroker keys …`).
+    pub fn command_line(action: &str) -> Self {
+        Self::new("cli", action)
+    }
+
+    /// The entry as stored, dated `at`.
+    pub fn stamped_at(&self, at: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        let mut entry = self.clone();
+        entry.at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        serde_json::to_string(&entry)
+            .map_err(|e| tracing::error!(error = %e, "cannot serialise an audit entry"))
+            .ok()
+    }
+
     /// Something a client of the public API did (a failed authentication).
     pub fn client(action: &str) -> Self {
         Self::new("client", action)
@@ -155,12 +169,6 @@ impl AppState {
 
     /// The entry as stored, with the time it happened.
     fn stamped(&self, entry: &AuditEntry) -> Option<String> {
-        let mut entry = entry.clone();
-        entry.at = self
-            .now()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        serde_json::to_string(&entry)
-            .map_err(|e| tracing::error!(error = %e, "cannot serialise an audit entry"))
-            .ok()
+        entry.stamped_at(self.now())
     }
 }

@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod experiences;
 pub mod gateway;
 pub mod instances;
+pub mod keyring;
 pub mod limits;
 pub mod origin_index;
 pub mod revocation_view;

@@ -39,6 +39,8 @@ pub struct AppState {
     pub upstreams: Arc<UpstreamPolicy>,
     pub auth_limits: AuthLimits,
     pub domain_keys: DomainKeySettings,
+    /// The signing-key ring's settings and key-encryption key.
+    pub signing: super::keyring::SigningSettings,
 }
 
 /// Per-process copies of store records, each validated against the store as

@@ -33,6 +33,21 @@ pub(super) const ENV: &[(&str, &str, Kind)] = &[
     ),
     ("KEYBROKER_SIGNING_KEY_FILE", "signing.key_file", Kind::Text),
     ("KEYBROKER_SIGNING_KEY", "signing.key_pem", Kind::Text),
+    (
+        "KEYBROKER_KEY_ENCRYPTION_KEY",
+        "signing.key_encryption_key",
+        Kind::Text,
+    ),
+    (
+        "KEYBROKER_PUBLISH_LEAD_SECONDS",
+        "signing.publish_lead_seconds",
+        Kind::Number,
+    ),
+    (
+        "KEYBROKER_JWKS_MAX_AGE_SECONDS",
+        "signing.jwks_max_age_seconds",
+        Kind::Number,
+    ),
     ("KEYBROKER_PEPPER", "secrets.pepper", Kind::Text),
     (
         "KEYBROKER_DOMAIN_KEY_PROPAGATION_SECONDS",

@@ -16,6 +16,9 @@ use serde::Deserialize;
 pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 pub const MIN_PEPPER_LEN: usize = 32;
 
+/// How to make a key-encryption key, for the start-up errors that need one.
+pub const KEK_HOWTO: &str = "make one with `openssl rand -base64 32`";
+
 /// A configured secret. Its `Debug` never shows the value.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -74,14 +77,35 @@ pub struct StoreSettings {
     pub timeout_ms: u64,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SigningSettings {
+    /// Seeds an empty key ring (SPEC §12).
     pub key_file: Option<PathBuf>,
     /// The PEM itself, for platforms that pass secrets as variables.
     pub key_pem: Option<Sensitive>,
     /// Keys being rotated out: they no longer sign but still verify.
     pub previous_key_files: Vec<PathBuf>,
+    /// Base64 of 32 random bytes: the AES-256-GCM key that seals the ring's
+    /// private keys in the store. Required with Redis.
+    pub key_encryption_key: Option<Sensitive>,
+    /// How long a new key is published before it signs.
+    pub publish_lead_seconds: u64,
+    /// The JWKS `Cache-Control: max-age`; shorter than the publish lead.
+    pub jwks_max_age_seconds: u64,
+}
+
+impl Default for SigningSettings {
+    fn default() -> Self {
+        SigningSettings {
+            key_file: None,
+            key_pem: None,
+            previous_key_files: Vec::new(),
+            key_encryption_key: None,
+            publish_lead_seconds: 600,
+            jwks_max_age_seconds: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -322,6 +346,24 @@ impl Settings {
             .issuer
             .clone()
             .unwrap_or_else(|| self.public_base_url())
+    }
+
+    /// The key-encryption key, decoded; `None` when not configured.
+    pub fn key_encryption_key(&self) -> Result<Option<[u8; 32]>, ConfigError> {
+        let Some(kek) = &self.signing.key_encryption_key else {
+            return Ok(None);
+        };
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(kek.expose().trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "KEYBROKER_KEY_ENCRYPTION_KEY (signing.key_encryption_key) must be the base64 of 32 random bytes; {KEK_HOWTO}"
+                ))
+            })?;
+        Ok(Some(bytes))
     }
 
     /// The signing key PEM, from `signing.key_pem` or `signing.key_file`.

@@ -83,6 +83,19 @@ impl Settings {
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return invalid("log.format must be `text` or `json`".into());
         }
+        if self.signing.jwks_max_age_seconds >= self.signing.publish_lead_seconds {
+            return invalid(format!(
+                "signing.jwks_max_age_seconds ({}) must be shorter than signing.publish_lead_seconds ({}): a verifier caching the JWKS must see a new key before it signs",
+                self.signing.jwks_max_age_seconds, self.signing.publish_lead_seconds
+            ));
+        }
+        if self.store.redis_url.is_some() && self.signing.key_encryption_key.is_none() {
+            return invalid(format!(
+                "a key-encryption key is required with Redis: set KEYBROKER_KEY_ENCRYPTION_KEY (signing.key_encryption_key) to the base64 of 32 random bytes, the same on every process; {}",
+                super::KEK_HOWTO
+            ));
+        }
+        self.key_encryption_key()?;
         if self.workers == Some(0) {
             return invalid("workers must be at least 1".into());
         }

@@ -4,6 +4,7 @@
 pub mod credential;
 pub mod experience;
 pub mod instance;
+pub mod keyring;
 pub mod network;
 pub mod origin;
 pub mod path;

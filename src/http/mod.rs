@@ -53,6 +53,8 @@ routes! {
     "/v1/verify" => { GET: gateway::verify::verify },
     "/prod/{product}/{path:.*}" => { ANY: gateway::proxy::forward },
     "/.well-known/jwks.json" => { GET: public::jwks::jwks },
+    "/admin/v1/signing-keys" => { GET: admin::signing_keys::list },
+    "/admin/v1/signing-keys/rotate" => { POST: admin::signing_keys::rotate },
     "/admin/v1/instances" => {
         POST: admin::instances::create,
         GET: admin::instances::list,

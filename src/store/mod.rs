@@ -144,6 +144,8 @@ pub trait RevocationFeed: Send + Sync {
     fn changed(&self, instance_id: &str);
     /// The subscription answered a ping: nothing has been lost so far.
     fn alive(&self);
+    /// The signing-key ring changed (SPEC §12).
+    fn ring_changed(&self) {}
 }
 
 #[async_trait]
@@ -165,6 +167,28 @@ pub trait Store: Send + Sync + 'static {
             "this store has no revocation feed".into(),
         ))
     }
+
+    /// The signing-key ring (SPEC §12): every entry, as JSON, by kid.
+    async fn ring(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Writes the first key of an empty ring and announces it; `false`, with
+    /// nothing written, when the ring is not empty (another process won the
+    /// race: read the ring instead).
+    async fn ring_bootstrap(&self, kid: &str, entry: &str) -> Result<bool, StoreError>;
+
+    /// Writes `put` (kid, JSON) and deletes `remove` together, with an
+    /// entry of the ring's audit log (the newest `keep` are kept), then
+    /// announces the change on the revocation feed.
+    async fn ring_write(
+        &self,
+        put: &[(String, String)],
+        remove: &[String],
+        audit: &str,
+        keep: usize,
+    ) -> Result<(), StoreError>;
+
+    /// The ring's audit log, newest first, at most `limit` entries.
+    async fn ring_audit(&self, limit: usize) -> Result<Vec<String>, StoreError>;
 
     /// Creates an instance together with its first secret, atomically.
     async fn insert_instance(

@@ -13,17 +13,26 @@
 //! would compare them with the system time, which tests cannot move. There is
 //! exactly one time check, and it is never skipped.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use ring::rand::SystemRandom;
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
+
+use crate::domain::keyring::{RingKey, RingTimes};
+
+pub use keyset::{ring_key, KeyEncryptionKey, SealError};
+
+mod cache;
+mod keyset;
+
+use cache::VerifiedCache;
+pub use cache::VERIFIED_CACHE_CAPACITY;
 
 pub const AUDIENCE: &str = "keybroker";
 
@@ -150,6 +159,18 @@ fn pem_to_der(pem: &str) -> Result<Vec<u8>, KeyError> {
     STANDARD.decode(b64).map_err(|_| KeyError::BadBase64)
 }
 
+/// A freshly generated Ed25519 key as PKCS#8 DER (a rotation's next key).
+pub fn generate_pkcs8_der() -> Result<Vec<u8>, SealError> {
+    Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map(|der| der.as_ref().to_vec())
+        .map_err(|_| SealError::Random)
+}
+
+/// A PKCS#8 PEM key as DER.
+pub fn pkcs8_pem_to_der(pem: &str) -> Result<Vec<u8>, KeyError> {
+    pem_to_der(pem)
+}
+
 /// A freshly generated Ed25519 key as PKCS#8 PEM (for `--demo` and tests).
 pub fn generate_pkcs8_pem() -> String {
     let der = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
@@ -166,59 +187,22 @@ pub fn generate_pkcs8_pem() -> String {
 
 pub struct TokenService {
     issuer: String,
-    current: SigningKey,
-    verifying: HashMap<String, DecodingKey>,
+    keys: RwLock<Arc<keyset::Keys>>,
+    /// Verify-only keys from the configuration (`signing.previous_key_files`),
+    /// kept across ring changes.
+    extra: Vec<(String, Vec<u8>)>,
     validation: Validation,
     leeway: i64,
-    jwks: serde_json::Value,
     verified: VerifiedCache,
-}
-
-/// Tokens whose signature and claims already verified, by SHA-256 of the whole
-/// token (so a changed byte anywhere misses), holding their claims. Only the
-/// signature work is saved: the time checks run on every use, and an entry is
-/// useless once its token has expired. Bounded: when full, expired entries go;
-/// if that is not enough, everything goes.
-struct VerifiedCache {
-    entries: RwLock<HashMap<[u8; 16], Arc<Claims>>>,
-    capacity: usize,
-}
-
-pub const VERIFIED_CACHE_CAPACITY: usize = 65_536;
-
-impl VerifiedCache {
-    fn key(token: &str) -> [u8; 16] {
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&digest.as_ref()[..16]);
-        key
-    }
-
-    fn get(&self, key: &[u8; 16]) -> Option<Arc<Claims>> {
-        self.entries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
-    }
-
-    fn insert(&self, key: [u8; 16], claims: Arc<Claims>, now: i64, leeway: i64) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.capacity {
-            entries.retain(|_, c| c.exp + leeway > now);
-            if entries.len() >= self.capacity {
-                entries.clear();
-            }
-        }
-        entries.insert(key, claims);
-    }
+    /// Woken by a token with an unknown `kid`: the ring may have changed
+    /// without this process hearing of it (the refresher bounds the reads).
+    refresh: Arc<tokio::sync::Notify>,
 }
 
 impl fmt::Debug for TokenService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenService")
             .field("issuer", &self.issuer)
-            .field("kid", &self.current.kid)
             .finish_non_exhaustive()
     }
 }
@@ -239,6 +223,8 @@ pub struct TokenRequest<'a> {
 
 impl TokenService {
     /// `current_pem` signs; `previous_pems` only verify (keys being rotated out).
+    /// A ring installed later ([`TokenService::install_ring`]) replaces the
+    /// current key; the previous ones keep verifying.
     pub fn new(
         issuer: String,
         current_pem: &str,
@@ -246,25 +232,20 @@ impl TokenService {
         leeway_seconds: u64,
     ) -> Result<Self, KeyError> {
         let current = SigningKey::from_pkcs8_der(&pem_to_der(current_pem)?)?;
-        let mut keys = vec![(current.kid.clone(), current.public.clone())];
+        let mut previous = Vec::new();
         for pem in previous_pems {
-            let key = SigningKey::from_pkcs8_der(&pem_to_der(pem)?)?;
-            keys.push((key.kid, key.public));
+            previous.push(SigningKey::from_pkcs8_der(&pem_to_der(pem)?)?);
         }
-        let verifying = keys
+        let extra = previous
             .iter()
-            .map(|(kid, public)| (kid.clone(), DecodingKey::from_ed_der(public)))
+            .map(|k| (k.kid.clone(), k.public.clone()))
             .collect();
-        let jwks = serde_json::json!({
-            "keys": keys.iter().map(|(kid, public)| serde_json::json!({
-                "kty": "OKP",
-                "crv": "Ed25519",
-                "alg": "EdDSA",
-                "use": "sig",
-                "kid": kid,
-                "x": URL_SAFE_NO_PAD.encode(public),
-            })).collect::<Vec<_>>()
-        });
+        let leeway = i64::try_from(leeway_seconds).unwrap_or(i64::MAX);
+        let times = RingTimes {
+            leeway,
+            max_token_ttl: i64::try_from(crate::domain::instance::MAX_TOKEN_TTL_SECONDS)
+                .unwrap_or(i64::MAX),
+        };
 
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = leeway_seconds;
@@ -277,20 +258,80 @@ impl TokenService {
 
         Ok(TokenService {
             issuer,
-            current,
-            verifying,
+            keys: RwLock::new(Arc::new(keyset::Keys::fixed(current, previous, times))),
+            extra,
             validation,
-            leeway: i64::try_from(leeway_seconds).unwrap_or(i64::MAX),
-            jwks,
-            verified: VerifiedCache {
-                entries: RwLock::new(HashMap::new()),
-                capacity: VERIFIED_CACHE_CAPACITY,
-            },
+            leeway,
+            verified: VerifiedCache::new(VERIFIED_CACHE_CAPACITY),
+            refresh: Arc::default(),
         })
     }
 
-    pub fn jwks(&self) -> &serde_json::Value {
-        &self.jwks
+    /// A service signing and verifying with `ring` (opened with `kek`), and
+    /// verifying with `previous_pems` too.
+    pub fn from_ring(
+        issuer: String,
+        ring: Vec<RingKey>,
+        kek: &KeyEncryptionKey,
+        previous_pems: &[String],
+        leeway_seconds: u64,
+    ) -> Result<Self, String> {
+        // Built from any key, then the ring replaces it: one constructor
+        // holds the validation rules.
+        let placeholder = generate_pkcs8_pem();
+        let service = Self::new(issuer, &placeholder, previous_pems, leeway_seconds)
+            .map_err(|e| format!("signing.previous_key_files: {e}"))?;
+        service.install_ring(ring, kek).map_err(|e| e.to_string())?;
+        Ok(service)
+    }
+
+    /// Signs and verifies with `ring` from now on (plus the configured
+    /// verify-only keys). When the ring changed, tokens verified before are
+    /// verified again: a key may have been revoked. (A key removed by the
+    /// passing of time signed no token that outlives it, so an unchanged
+    /// ring keeps the cache.)
+    pub fn install_ring(
+        &self,
+        ring: Vec<RingKey>,
+        kek: &KeyEncryptionKey,
+    ) -> Result<(), SealError> {
+        let current = self.keys();
+        if !current.ring.is_empty() && current.ring == ring {
+            return Ok(());
+        }
+        let times = current.times;
+        let keys = keyset::Keys::from_ring(ring, kek, &self.extra, times)?;
+        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        self.verified.clear();
+        Ok(())
+    }
+
+    /// The ring installed last (empty for a service built from one PEM).
+    pub fn ring(&self) -> Vec<RingKey> {
+        self.keys().ring.clone()
+    }
+
+    pub fn ring_times(&self) -> RingTimes {
+        self.keys().times
+    }
+
+    /// Notified when a token names a key this process does not know.
+    pub fn refresh_wanted(&self) -> Arc<tokio::sync::Notify> {
+        self.refresh.clone()
+    }
+
+    fn keys(&self) -> Arc<keyset::Keys> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The key that signs at `now`.
+    fn current_at(&self, now: i64) -> Arc<SigningKey> {
+        self.keys().signer(now).clone()
+    }
+
+    /// The JWKS at `now`: every key that is next, active or retired.
+    pub fn jwks(&self, now: DateTime<Utc>) -> serde_json::Value {
+        self.keys().jwks(now.timestamp())
     }
 
     pub fn issuer(&self) -> &str {
@@ -329,10 +370,11 @@ impl TokenService {
         Ok((token, claims))
     }
 
-    /// Signs claims with the current key. Ed25519 is deterministic: the same
-    /// claims under the same key always give the same token.
+    /// Signs claims with the key that signs at their `iat`. Ed25519 is
+    /// deterministic: the same claims under the same key always give the
+    /// same token.
     pub fn sign(&self, claims: &Claims) -> Result<String, serde_json::Error> {
-        let key = &self.current;
+        let key = self.current_at(claims.iat);
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
         let mut token = String::with_capacity(key.header.len() + payload.len() + 90);
         token.push_str(&key.header);
@@ -351,7 +393,7 @@ impl TokenService {
         let claims = match self.verified.get(&key) {
             Some(claims) => claims,
             None => {
-                let claims = Arc::new(self.verify_signature_and_claims(token)?);
+                let claims = Arc::new(self.verify_signature_and_claims(token, now)?);
                 self.verified.insert(key, claims.clone(), now, self.leeway);
                 claims
             }
@@ -372,7 +414,7 @@ impl TokenService {
     }
 
     /// Everything but the time checks, which depend on when the token is used.
-    fn verify_signature_and_claims(&self, token: &str) -> Result<Claims, TokenError> {
+    fn verify_signature_and_claims(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
         let header = jose_header(token)?;
         if header.get("alg").and_then(|a| a.as_str()) != Some("EdDSA") {
             return Err(TokenError::Invalid);
@@ -383,11 +425,20 @@ impl TokenService {
         if header.contains_key("crit") {
             return Err(TokenError::CriticalHeader);
         }
-        let key = header
+        let keys = self.keys();
+        let key = match header
             .get("kid")
             .and_then(|kid| kid.as_str())
-            .and_then(|kid| self.verifying.get(kid))
-            .ok_or(TokenError::UnknownKey)?;
+            .and_then(|kid| keys.verifying.get(kid))
+        {
+            // A removed key's tokens are all expired, or revoked with it.
+            Some(v) if v.removed_at.is_none_or(|at| at > now) => &v.key,
+            Some(_) => return Err(TokenError::UnknownKey),
+            None => {
+                self.refresh.notify_one();
+                return Err(TokenError::UnknownKey);
+            }
+        };
         let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {

@@ -181,7 +181,7 @@ async fn metric(app: &TestApp, name: &str) -> u64 {
 }
 
 /// Waits until the app's revocation feed is up (`true`) or down.
-async fn feed_is(app: &TestApp, up: bool) {
+pub(crate) async fn feed_is(app: &TestApp, up: bool) {
     let want = u64::from(up);
     // Coming back after an outage can take a reconnection attempt's timeout
     // plus a backoff of up to a second.
@@ -211,7 +211,7 @@ async fn revoke_jti(w: &Fixture, token: &str) {
 
 /// Process B on A's Redis, whose revocation view holds `w.token()` as not
 /// revoked (and is seen to answer from it).
-async fn peer_with_a_warm_view(w: &Fixture) -> TestApp {
+pub(crate) async fn peer_with_a_warm_view(w: &Fixture) -> TestApp {
     let b = w.app.spawn_peer().await;
     feed_is(&b, true).await;
     for _ in 0..3 {

@@ -17,6 +17,8 @@ use crate::redis_server::RedisServer;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef-not-a-secret";
 pub const PEPPER: &str = "test-pepper-0123456789abcdef-0123456789";
+/// Base64 of 32 bytes: the key-encryption key of every test's ring.
+pub const KEY_ENCRYPTION_KEY: &str = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -116,6 +118,7 @@ pub fn base_settings() -> Settings {
     settings.admin.token = Some(Sensitive::new(ADMIN_TOKEN));
     settings.secrets.pepper = Some(Sensitive::new(PEPPER));
     settings.signing.key_pem = Some(Sensitive::new(signing_key_pem()));
+    settings.signing.key_encryption_key = Some(Sensitive::new(KEY_ENCRYPTION_KEY));
     settings.log.level = "warn".into();
     settings
 }
@@ -126,8 +129,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// A broker on a Redis the test owns (e.g. a persistent one it will restart).
 pub async fn spawn_app_on_redis(redis: Arc<std::sync::Mutex<RedisServer>>, url: String) -> TestApp {
+    spawn_app_on_redis_with(redis, url, |_| {}).await
+}
+
+/// [`spawn_app_on_redis`] with settings of its own.
+pub async fn spawn_app_on_redis_with(
+    redis: Arc<std::sync::Mutex<RedisServer>>,
+    url: String,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
     let mut settings = base_settings();
     settings.store.redis_url = Some(Sensitive::new(url));
+    customize(&mut settings);
     launch(
         Backend::Redis,
         settings,

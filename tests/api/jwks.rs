@@ -107,7 +107,62 @@ async fn a_tampered_token_fails_independent_verification(backend: Backend) {
         .is_err());
 }
 
+/// A verifier that caches the JWKS and revalidates it with `If-None-Match`,
+/// as Envoy or a JWT library would, verifies every token across a rotation:
+/// the next key reaches its cache before any token carries it.
+async fn a_caching_verifier_verifies_across_a_rotation(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let created = app.create_instance().await;
+    let fetch = |etag: Option<String>| {
+        let mut request = app.client.get(app.url("/.well-known/jwks.json"));
+        if let Some(etag) = etag {
+            request = request.insert_header(("if-none-match", etag));
+        }
+        app.send(request, None)
+    };
+    // The verifier's cache: the set and its ETag.
+    let first = fetch(None).await;
+    let mut cached = (first.body.clone(), first.header("etag").unwrap().to_owned());
+    let before = app
+        .auth_with_secret(&created.api_key, &created.secret)
+        .await
+        .body["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    verify_with_jwks(&cached.0, &before);
+    assert_eq!(fetch(Some(cached.1.clone())).await.status, 304);
+
+    let rotated = app
+        .admin(
+            "POST",
+            "/admin/v1/signing-keys/rotate",
+            Some(json!({ "publish_lead_seconds": 2 })),
+        )
+        .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let revalidated = fetch(Some(cached.1.clone())).await;
+    assert_eq!(revalidated.status, 200, "the set changed");
+    cached = (
+        revalidated.body.clone(),
+        revalidated.header("etag").unwrap().to_owned(),
+    );
+    app.clock.advance(2 + 30);
+    let after = app
+        .auth_with_secret(&created.api_key, &created.secret)
+        .await
+        .body["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, kid) = verify_with_jwks(&cached.0, &after);
+    assert_eq!(json!(kid), rotated.body["kid"]);
+    verify_with_jwks(&cached.0, &before);
+    assert_eq!(fetch(Some(cached.1.clone())).await.status, 304);
+}
+
 both_backends!(
     tokens_verify_against_the_jwks,
-    a_tampered_token_fails_independent_verification
+    a_tampered_token_fails_independent_verification,
+    a_caching_verifier_verifies_across_a_rotation
 );

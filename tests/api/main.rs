@@ -31,6 +31,7 @@ mod reasons;
 mod refresh;
 mod revocation;
 mod sdk;
+mod signing_keys;
 mod slow_clients;
 mod token_edges;
 mod upstream_policy;

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{claims_of, free_port, signing_key_pem, temp_dir, ADMIN_TOKEN, PEPPER};
+use crate::helpers::{
+    claims_of, free_port, signing_key_pem, temp_dir, ADMIN_TOKEN, KEY_ENCRYPTION_KEY, PEPPER,
+};
 use crate::redis_server::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keybroker");
@@ -108,6 +110,10 @@ fn production_env(port: u16, redis_url: String) -> Vec<(&'static str, String)> {
     vec![
         ("KEYBROKER_LISTEN", format!("127.0.0.1:{port}")),
         ("KEYBROKER_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        (
+            "KEYBROKER_KEY_ENCRYPTION_KEY",
+            KEY_ENCRYPTION_KEY.to_owned(),
+        ),
         ("KEYBROKER_PEPPER", PEPPER.to_owned()),
         ("KEYBROKER_SIGNING_KEY_FILE", key_file()),
         ("KEYBROKER_REDIS_URL", redis_url),
@@ -291,4 +297,66 @@ async fn the_demo_works_end_to_end() {
         .await
         .unwrap();
     assert_eq!(reply.status(), 200);
+}
+
+/// `keybroker keys list|rotate` on the command line, against the ring a
+/// running broker uses: the broker learns of the rotation without a restart.
+#[actix_web::test]
+async fn the_key_commands_rotate_the_ring_a_running_broker_uses() {
+    let redis = RedisServer::start();
+    let env = production_env(free_port(), redis.url());
+    let broker = start(&env).await;
+    let keys = |args: &[&str]| {
+        let out = command(&env)
+            .arg("keys")
+            .args(args)
+            .output()
+            .expect("run keybroker keys");
+        assert!(
+            out.status.success(),
+            "keybroker keys {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!text.contains("sealed") && !text.contains("PRIVATE"));
+        serde_json::from_str::<serde_json::Value>(&text).expect("JSON on stdout")
+    };
+    let listed = keys(&["list"]);
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["keys"][0]["state"], json!("active"));
+
+    let rotated = keys(&["rotate", "--publish-lead-seconds", "900"]);
+    let kid = rotated["kid"].clone();
+    assert_eq!(rotated["keys"].as_array().unwrap().len(), 2, "{rotated}");
+    let client = awc::Client::default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut reply = client
+            .get(format!("{}/.well-known/jwks.json", broker.base))
+            .send()
+            .await
+            .unwrap();
+        let jwks: serde_json::Value = reply.json().await.unwrap();
+        if jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == kid)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the broker never published {kid}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut listed = client
+        .get(format!("{}/admin/v1/signing-keys", broker.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let listed: serde_json::Value = listed.json().await.unwrap();
+    assert_eq!(listed["audit"][0]["actor"], json!("cli"), "{listed}");
 }

@@ -7,6 +7,7 @@ pub mod instances;
 pub mod reports;
 pub mod revocations;
 pub mod secrets;
+pub mod signing_keys;
 
 use std::collections::BTreeMap;
 

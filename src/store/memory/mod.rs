@@ -45,6 +45,9 @@ pub struct MemoryStore {
     /// (instance, step, step start) → counts; pruned past each step's retention.
     usage_series: Mutex<std::collections::BTreeMap<(String, Step, i64), Usage>>,
     audit: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
+    /// The signing-key ring, kid → JSON.
+    ring: Mutex<std::collections::BTreeMap<String, String>>,
+    ring_audit: Mutex<std::collections::VecDeque<String>>,
 }
 
 impl MemoryStore {
@@ -63,6 +66,10 @@ impl MemoryStore {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn ring_map(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, String>> {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn expiring(&self) -> std::sync::MutexGuard<'_, Expiring> {
         self.expiring.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -72,6 +79,44 @@ impl MemoryStore {
 impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn ring(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.ring_map().values().cloned().collect())
+    }
+
+    async fn ring_bootstrap(&self, kid: &str, entry: &str) -> Result<bool, StoreError> {
+        let mut ring = self.ring_map();
+        if !ring.is_empty() {
+            return Ok(false);
+        }
+        ring.insert(kid.to_owned(), entry.to_owned());
+        Ok(true)
+    }
+
+    async fn ring_write(
+        &self,
+        put: &[(String, String)],
+        remove: &[String],
+        audit: &str,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let mut log = self.ring_audit.lock().unwrap_or_else(|e| e.into_inner());
+        log.push_front(audit.to_owned());
+        log.truncate(keep);
+        let mut ring = self.ring_map();
+        for (kid, entry) in put {
+            ring.insert(kid.clone(), entry.clone());
+        }
+        for kid in remove {
+            ring.remove(kid);
+        }
+        Ok(())
+    }
+
+    async fn ring_audit(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        let log = self.ring_audit.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(log.iter().take(limit).cloned().collect())
     }
 
     async fn insert_instance(

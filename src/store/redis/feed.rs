@@ -40,7 +40,11 @@ pub(super) async fn follow(
                 let instance_id: String = message
                     .get_payload()
                     .map_err(|_| lost("a message without an instance id"))?;
-                feed.changed(&instance_id);
+                if instance_id == super::ring::RING_PAYLOAD {
+                    feed.ring_changed();
+                } else {
+                    feed.changed(&instance_id);
+                }
             }
             _ = ping.tick() => {
                 tokio::time::timeout(FEED_PING_INTERVAL, sink.ping::<redis::Value>())

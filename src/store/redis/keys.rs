@@ -25,6 +25,16 @@ impl RedisStore {
         format!("{}:revocations", self.prefix)
     }
 
+    /// The signing-key ring, kid → entry.
+    pub(super) fn ring_key(&self) -> String {
+        format!("{}:{{ring}}:keys", self.prefix)
+    }
+
+    /// The audit log of ring changes.
+    pub(super) fn ring_audit_key(&self) -> String {
+        format!("{}:{{ring}}:audit", self.prefix)
+    }
+
     pub(super) fn instances_key(&self) -> String {
         format!("{}:instances", self.prefix)
     }

@@ -24,6 +24,16 @@
 //! | `P:{<instance>}:usage` | hash | `<credential>\|<counter>` → count |
 //! | `P:{<instance>}:useries:<step>:<start>` | hash, TTL | usage in one minute or hour step, kept 48 h or 30 days |
 //! | `P:{<instance>}:audit` | list | audit entries (JSON), newest first, trimmed |
+//! | `P:{ring}:keys` | hash | the signing-key ring: kid → key JSON, the private key sealed (SPEC §12) |
+//! | `P:{ring}:audit` | list | audit entries of ring changes (JSON), newest first, trimmed |
+//!
+//! The ring's two keys share the hash tag `{ring}`: a ring write changes
+//! both in one transaction. The ring is owned by the broker as a whole: its entries are deleted by
+//! the ring write that finds them removed (`domain/keyring.rs`), so it holds
+//! a handful of keys. Its first key is written by `scripts/ring_bootstrap.lua`
+//! only into an empty hash, so two processes starting together on an empty
+//! ring end with one key. Every ring change is announced on the revocation
+//! channel with the payload `#ring` (no instance id starts with `#`).
 //!
 //! Instance, credential, usage and audit keys are owned: they live exactly as
 //! long as their instance or credential and are deleted with it. Field updates
@@ -47,6 +57,7 @@ mod gateway;
 mod instances;
 mod keys;
 mod revocations;
+mod ring;
 mod scripts;
 
 use std::collections::HashSet;
@@ -146,6 +157,28 @@ impl Store for RedisStore {
 
     fn has_revocation_feed(&self) -> bool {
         true
+    }
+
+    async fn ring(&self) -> Result<Vec<String>, StoreError> {
+        ring::entries(self).await
+    }
+
+    async fn ring_bootstrap(&self, kid: &str, entry: &str) -> Result<bool, StoreError> {
+        ring::bootstrap(self, kid, entry).await
+    }
+
+    async fn ring_write(
+        &self,
+        put: &[(String, String)],
+        remove: &[String],
+        audit: &str,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        ring::write(self, put, remove, audit, keep).await
+    }
+
+    async fn ring_audit(&self, limit: usize) -> Result<Vec<String>, StoreError> {
+        ring::audit(self, limit).await
     }
 
     /// A dedicated pub/sub connection, pinged every [`FEED_PING_INTERVAL`]

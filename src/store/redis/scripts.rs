@@ -16,6 +16,7 @@ pub(super) struct Scripts {
     pub append_audit: Script,
     pub update_instance: Script,
     pub gateway_check: Script,
+    pub ring_bootstrap: Script,
 }
 
 impl Scripts {
@@ -28,6 +29,7 @@ impl Scripts {
             append_audit: Script::new(include_str!("scripts/append_audit.lua")),
             update_instance: Script::new(include_str!("scripts/update_instance.lua")),
             gateway_check: Script::new(include_str!("scripts/gateway_check.lua")),
+            ring_bootstrap: Script::new(include_str!("scripts/ring_bootstrap.lua")),
         }
     }
 }
