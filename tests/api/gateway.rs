@@ -426,6 +426,51 @@ async fn introspection(backend: Backend) {
     reply.assert_error(401, "invalid_credentials");
 }
 
+/// The client is authenticated before the body is read, whatever the store:
+/// a wrong client learns nothing from its body and always counts as a failed
+/// authentication. (Both used to run at once, so on Redis a malformed body
+/// answered 400 before the client lookup, and the failure went uncounted.)
+async fn introspection_authenticates_the_client_before_the_body(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
+    let wrong = STANDARD.encode(format!(
+        "{}:{}",
+        w.created.api_key,
+        keybroker::domain::credential::Secret::generate().expose()
+    ));
+    let bodies: [(&'static str, &[u8]); 3] = [
+        ("application/json", b"{not json"),
+        ("application/x-www-form-urlencoded", b"nothing=here"),
+        ("text/plain", b"token"),
+    ];
+    for (content_type, body) in bodies {
+        let request = w
+            .app
+            .client
+            .post(w.app.url("/v1/introspect"))
+            .insert_header(("authorization", format!("Basic {wrong}")));
+        let reply = w
+            .app
+            .send(request, Some(Body::Raw(Some(content_type), body.to_vec())))
+            .await;
+        reply.assert_error(401, "invalid_credentials");
+    }
+    // A genuine client gets the body's own error.
+    let good = STANDARD.encode(format!("{}:{}", w.created.api_key, w.created.secret));
+    let request = w
+        .app
+        .client
+        .post(w.app.url("/v1/introspect"))
+        .insert_header(("authorization", format!("Basic {good}")));
+    let reply = w
+        .app
+        .send(
+            request,
+            Some(Body::Raw(Some("application/json"), b"{not json".to_vec())),
+        )
+        .await;
+    reply.assert_error(400, "invalid_json");
+}
+
 async fn upstream_down_is_502_and_slow_is_504(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.gateway.upstream_timeout_ms = 500).await;
     let w = Fixture::with_products(app).await;
@@ -463,6 +508,7 @@ both_backends!(
     each_check_refuses_in_order_without_reaching_the_upstream,
     verify_answers_for_reverse_proxies,
     introspection,
+    introspection_authenticates_the_client_before_the_body,
     upstream_down_is_502_and_slow_is_504,
     times_that_overflow_with_the_leeway_are_refused,
 );

@@ -28,7 +28,8 @@ pub struct IntrospectRequest {
 }
 
 /// The instance authenticated by HTTP Basic `api_key:secret`; checked before
-/// the body is read, so an unauthenticated caller learns nothing from it.
+/// the body is read (see [`introspect`]), so an unauthenticated caller learns
+/// nothing from it.
 /// Failures count in the `/v1/auth` brute-force limits and the audit log
 /// (`introspect.failed`).
 pub struct IntrospectionClient(Arc<Instance>);
@@ -65,12 +66,19 @@ fn basic_credentials(req: &HttpRequest) -> Option<(ApiKey, String)> {
     Some((user.parse().ok()?, password.to_owned()))
 }
 
+/// The body is read only once the client is authenticated: actix extracts a
+/// handler's arguments concurrently, so with `JsonOrForm` as an argument a
+/// malformed body could answer 400 while the client lookup was still waiting
+/// on the store, and that failed client would go uncounted.
 #[tracing::instrument(skip_all)]
 pub async fn introspect(
     state: web::Data<AppState>,
+    req: HttpRequest,
     IntrospectionClient(instance): IntrospectionClient,
-    JsonOrForm(body): JsonOrForm<IntrospectRequest>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let JsonOrForm(body) =
+        JsonOrForm::<IntrospectRequest>::from_request(&req, &mut payload.into_inner()).await?;
     let inactive = || {
         HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
