@@ -12,13 +12,14 @@ pub mod ops;
 pub mod public;
 pub mod sdk;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{web, HttpResponse, ResponseError};
 
 use crate::error::ApiError;
 
-/// Registers each path with its methods, answers other methods with a JSON 405,
-/// and lists every (method, path) in [`ROUTES`] so that a test can hold
-/// `openapi.yaml` to the router.
+/// Registers each path with its methods, answers other methods with a JSON 405
+/// that lists them in `Allow`, and lists every (method, path) in [`ROUTES`]
+/// so that a test can hold `openapi.yaml` to the router.
 macro_rules! routes {
     ($( $path:literal => { $( $method:ident : $handler:path ),+ $(,)? } ),* $(,)?) => {
         /// Every route the router serves, as (method, path).
@@ -26,10 +27,11 @@ macro_rules! routes {
 
         pub fn configure(cfg: &mut web::ServiceConfig) {
             $(
+                let allow = [$( stringify!($method) ),+].join(", ");
                 cfg.service(
                     web::resource($path)
                         $( .route(route_for(stringify!($method)).to($handler)) )+
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(web::to(move || method_not_allowed(allow.clone()))),
                 );
             )*
         }
@@ -109,8 +111,13 @@ routes! {
     "/console/{file}" => { GET: console::file },
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// RFC 9110 §15.5.6: a 405 names the methods the path takes.
+async fn method_not_allowed(allow: String) -> HttpResponse {
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    if let Ok(value) = HeaderValue::from_str(&allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 pub async fn route_not_found() -> Result<HttpResponse, ApiError> {

@@ -129,6 +129,29 @@ async fn unknown_routes_and_methods_get_json_errors(backend: Backend) {
     reply.assert_error(405, "method_not_allowed");
 }
 
+/// RFC 9110: a 405 lists the methods the path takes in `Allow`.
+async fn a_405_names_the_methods_the_path_takes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let reply = app.get("/v1/auth").await;
+    reply.assert_error(405, "method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("POST"));
+    let reply = app
+        .send(app.client.put(app.url("/admin/v1/instances/ins_x")), None)
+        .await;
+    reply.assert_error(405, "method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("GET, PATCH, DELETE"));
+    // An OPTIONS that is not a CORS preflight.
+    let reply = app
+        .send(
+            app.client
+                .request(awc::http::Method::OPTIONS, app.url("/v1/apis")),
+            None,
+        )
+        .await;
+    reply.assert_error(405, "method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("GET"));
+}
+
 async fn every_response_carries_a_request_id(backend: Backend) {
     let app = spawn_app(backend).await;
     let reply = app.get("/healthz").await;
@@ -166,6 +189,7 @@ both_backends!(
     unsupported_content_types_get_415,
     huge_bodies_get_413_and_change_nothing,
     unknown_routes_and_methods_get_json_errors,
+    a_405_names_the_methods_the_path_takes,
     every_response_carries_a_request_id,
     ops_endpoints,
 );
