@@ -75,14 +75,20 @@ pub async fn usage_series(
     let now = state.now().timestamp();
     let to = query.to.unwrap_or(now).min(now);
     let default_span = if step == Step::Minute { 3600 } else { 86_400 };
-    let from = query.from.unwrap_or(to - default_span);
+    let from = query.from.unwrap_or(to.saturating_sub(default_span));
     if from > to {
         return Err(ApiError::InvalidRequest(
             "from must not be after to (both unix seconds)".into(),
         ));
     }
+    // Any i64 is a valid query; near i64::MIN neither `to - span` nor a
+    // step's start is. A range that ends before the retention is empty, so
+    // its end is cut to the step before what is kept.
     let oldest = now - step.retention_seconds();
-    let (from, to) = (step.bucket(from.max(oldest)), step.bucket(to));
+    let (from, to) = (
+        step.bucket(from.max(oldest)),
+        step.bucket(to.max(oldest - step.seconds())),
+    );
     let instance = state.load_instance(&path).await?;
     state.usage.flush(state.store.as_ref()).await?;
     let series = state
