@@ -276,7 +276,9 @@ run() {
   export KB_ACCESS_TOKEN
   shift 3
   status=0
-  timeout $((seconds + 60)) "$schemathesis" --config-file "$tmp/config/schemathesis.toml" \
+  # hypothesis keeps caches in .hypothesis/ of the working directory.
+  HYPOTHESIS_STORAGE_DIRECTORY="$tmp/hypothesis" \
+    timeout $((seconds + 60)) "$schemathesis" --config-file "$tmp/config/schemathesis.toml" \
     run openapi.yaml --url "$base" \
     --checks not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance \
     --max-examples "$max_examples" --max-time "$seconds" "${seed_args[@]}" \
