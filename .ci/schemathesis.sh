@@ -17,9 +17,9 @@
 # gateway routes are exercised past their authentication. Every process
 # started here is stopped on exit, whatever happens.
 #
-# Two runs, about two minutes in all: every operation but /v1/revoke, with
-# one session's token; then /v1/revoke alone, with another session's token
-# (it ends the session of the token it is given).
+# Two runs, about two minutes in all: every operation but the two that end
+# sessions, with one session's token; then those two, /v1/revoke and the
+# signing-key rotation, /v1/revoke with another session's token.
 #
 # schemathesis runs from a virtualenv under the target directory, created on
 # first use from the pinned requirements (.ci/schemathesis-requirements.txt)
@@ -139,6 +139,7 @@ random_secret() {
 # Generated for this run only; never written outside the temporary directory.
 admin_token=$(random_secret)
 pepper=$(random_secret)
+key_encryption_key=$(head -c 32 /dev/urandom | base64)
 "$bin" generate-key >"$tmp/signing.pem"
 chmod 600 "$tmp/signing.pem"
 
@@ -170,6 +171,7 @@ env -u RUST_LOG \
   KEYBROKER_SIGNING_KEY_FILE="$tmp/signing.pem" \
   KEYBROKER_ADMIN_TOKEN="$admin_token" \
   KEYBROKER_PEPPER="$pepper" \
+  KEYBROKER_KEY_ENCRYPTION_KEY="$key_encryption_key" \
   KEYBROKER_LOG_LEVEL=warn \
   "$bin" serve >"$tmp/broker.log" 2>&1 &
 pids+=($!)
@@ -308,17 +310,20 @@ report() {
 
 echo "schemathesis.sh: schemathesis $("$schemathesis" --version | awk '{ print $NF }') against $base (seed $seed, $max_examples examples per operation and round)" >&2
 
-# Every operation but /v1/revoke with the main session's token; then
-# /v1/revoke alone with the token of a session of its own, since it ends the
-# session of the token it is given.
-run contract "$seconds" "$access_token" --exclude-operation-id revoke
+# Two operations end sessions: /v1/revoke (the session of the token it is
+# given) and an immediate signing-key rotation (every token issued until
+# then). Every other operation runs first, with the main session's token;
+# then those two, /v1/revoke with a session of its own.
+enders=(--include-operation-id revoke --include-operation-id rotateSigningKey)
+run contract "$seconds" "$access_token" --exclude-operation-id revoke \
+  --exclude-operation-id rotateSigningKey
 contract_status=$status
 report contract
-run revoke 10 "$revoke_token" --include-operation-id revoke --phases examples,coverage,fuzzing
-revoke_status=$status
-report revoke
+run enders 10 "$revoke_token" "${enders[@]}" --phases examples,coverage,fuzzing
+enders_status=$status
+report enders
 
-if [ "$contract_status" -ne 0 ] || [ "$revoke_status" -ne 0 ]; then
+if [ "$contract_status" -ne 0 ] || [ "$enders_status" -ne 0 ]; then
   die "the contract test failed (or schemathesis could not run); see above"
 fi
 echo "schemathesis.sh: openapi.yaml holds: every check passed"
