@@ -121,31 +121,26 @@ async fn an_immediate_rotation_kills_the_old_key_s_tokens(backend: Backend) {
     assert!(!kids(&w.app.get("/.well-known/jwks.json").await.body).contains(&old));
 }
 
+/// The JWKS, asked for only if it changed since `etag`.
+async fn jwks_if_none_match(app: &TestApp, etag: &str) -> Reply {
+    let request = app
+        .client
+        .get(app.url("/.well-known/jwks.json"))
+        .insert_header(("if-none-match", etag));
+    app.send(request, None).await
+}
+
 async fn the_jwks_revalidates_with_a_strong_etag(backend: Backend) {
     let app = spawn_app(backend).await;
     let first = app.get("/.well-known/jwks.json").await;
     let etag = first.header("etag").expect("an ETag").to_owned();
     assert!(etag.starts_with('"'), "strong: {etag}");
     assert_eq!(first.header("cache-control"), Some("public, max-age=300"));
-    let again = app
-        .send(
-            app.client
-                .get(app.url("/.well-known/jwks.json"))
-                .insert_header(("if-none-match", etag.as_str())),
-            None,
-        )
-        .await;
+    let again = jwks_if_none_match(&app, &etag).await;
     assert_eq!(again.status, 304);
     assert!(again.text.is_empty());
     rotate(&app, json!({})).await;
-    let changed = app
-        .send(
-            app.client
-                .get(app.url("/.well-known/jwks.json"))
-                .insert_header(("if-none-match", etag.as_str())),
-            None,
-        )
-        .await;
+    let changed = jwks_if_none_match(&app, &etag).await;
     assert_eq!(changed.status, 200);
     assert_ne!(changed.header("etag"), Some(etag.as_str()));
     assert_eq!(kids(&changed.body).len(), 2);
