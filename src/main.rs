@@ -142,7 +142,9 @@ async fn serve(config: Option<PathBuf>, demo_mode: bool) -> Result<(), String> {
         .map(|t| t.expose().to_owned())
         .unwrap_or_default();
 
-    let store = if settings.store.redis_url.is_some() {
+    let store = if settings.store.redis_cluster_nodes.is_some() {
+        "Redis Cluster store"
+    } else if settings.store.redis_url.is_some() {
         "Redis store"
     } else {
         "in-memory store, nothing is persisted"

@@ -273,14 +273,15 @@ fn upstream_policy(settings: &Settings, local: SocketAddr) -> UpstreamPolicy {
     }
 }
 
+/// The Redis node, or the Redis Cluster when its seed nodes are configured.
 async fn connect_redis(settings: &Settings) -> Result<RedisStore, StartupError> {
+    let timeout = Duration::from_millis(settings.store.timeout_ms);
+    let prefix = &settings.store.key_prefix;
+    if let Some(nodes) = settings.cluster_nodes() {
+        return Ok(RedisStore::connect_cluster(&nodes, prefix, timeout).await?);
+    }
     let url = settings.store.redis_url.as_ref().map(|u| u.expose());
-    Ok(RedisStore::connect(
-        url.unwrap_or_default(),
-        &settings.store.key_prefix,
-        Duration::from_millis(settings.store.timeout_ms),
-    )
-    .await?)
+    Ok(RedisStore::connect(url.unwrap_or_default(), prefix, timeout).await?)
 }
 
 /// What `keybroker keys …` works on: the Redis store, the key that seals its
@@ -289,9 +290,9 @@ pub async fn key_ring_of(
     settings: &Settings,
 ) -> Result<(RedisStore, KeyEncryptionKey, RingTimes), StartupError> {
     settings.validate()?;
-    if settings.store.redis_url.is_none() {
+    if !settings.shared_store() {
         return Err(StartupError::Ring(
-            "the key commands work on a shared ring: set KEYBROKER_REDIS_URL (a memory store's ring lives inside its process; use the admin API)".into(),
+            "the key commands work on a shared ring: set KEYBROKER_REDIS_URL or KEYBROKER_REDIS_CLUSTER_NODES (a memory store's ring lives inside its process; use the admin API)".into(),
         ));
     }
     let kek = settings
@@ -333,9 +334,10 @@ async fn build_state(
         .as_ref()
         .map(|t| t.expose().to_owned())
         .unwrap_or_default();
-    let store: Arc<dyn Store> = match &settings.store.redis_url {
-        Some(_) => Arc::new(connect_redis(settings).await?),
-        None => Arc::new(MemoryStore::new()),
+    let store: Arc<dyn Store> = if settings.shared_store() {
+        Arc::new(connect_redis(settings).await?)
+    } else {
+        Arc::new(MemoryStore::new())
     };
     // Validation made sure Redis has a configured key; a memory store's ring
     // dies with the process, and so may its key.

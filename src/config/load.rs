@@ -25,6 +25,11 @@ pub(super) const ENV: &[(&str, &str, Kind)] = &[
     ("KEYBROKER_WORKERS", "workers", Kind::Number),
     ("KEYBROKER_ADMIN_TOKEN", "admin.token", Kind::Text),
     ("KEYBROKER_REDIS_URL", "store.redis_url", Kind::Text),
+    (
+        "KEYBROKER_REDIS_CLUSTER_NODES",
+        "store.redis_cluster_nodes",
+        Kind::Text,
+    ),
     ("KEYBROKER_REDIS_KEY_PREFIX", "store.key_prefix", Kind::Text),
     (
         "KEYBROKER_REDIS_TIMEOUT_MS",

@@ -72,6 +72,9 @@ pub struct AdminSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
     pub redis_url: Option<Sensitive>,
+    /// Comma-separated `redis://host:port` seed nodes of a Redis Cluster
+    /// (SPEC §13); selects the cluster backend and excludes `redis_url`.
+    pub redis_cluster_nodes: Option<Sensitive>,
     pub key_prefix: String,
     /// Connect and command timeout for Redis, in milliseconds.
     pub timeout_ms: u64,
@@ -241,6 +244,7 @@ impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
             redis_url: None,
+            redis_cluster_nodes: None,
             key_prefix: "kb".into(),
             timeout_ms: 2000,
         }
@@ -334,6 +338,25 @@ pub enum ConfigError {
 }
 
 impl Settings {
+    /// Whether the store is shared (a Redis node or a Redis Cluster).
+    pub fn shared_store(&self) -> bool {
+        self.store.redis_url.is_some() || self.store.redis_cluster_nodes.is_some()
+    }
+
+    /// The cluster's seed nodes, when the cluster backend is configured.
+    pub fn cluster_nodes(&self) -> Option<Vec<String>> {
+        let nodes = self.store.redis_cluster_nodes.as_ref()?;
+        Some(
+            nodes
+                .expose()
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+
     pub fn public_base_url(&self) -> String {
         match &self.public_base_url {
             Some(url) => url.trim_end_matches('/').to_owned(),

@@ -89,7 +89,19 @@ impl Settings {
                 self.signing.jwks_max_age_seconds, self.signing.publish_lead_seconds
             ));
         }
-        if self.store.redis_url.is_some() && self.signing.key_encryption_key.is_none() {
+        if self.store.redis_url.is_some() && self.store.redis_cluster_nodes.is_some() {
+            return invalid(
+                "KEYBROKER_REDIS_URL (store.redis_url) and KEYBROKER_REDIS_CLUSTER_NODES (store.redis_cluster_nodes) select different backends: set one of them, not both".into(),
+            );
+        }
+        if let Some(nodes) = self.cluster_nodes() {
+            if nodes.is_empty() || nodes.iter().any(|n| !n.starts_with("redis://")) {
+                return invalid(
+                    "KEYBROKER_REDIS_CLUSTER_NODES (store.redis_cluster_nodes) must be a comma-separated list of redis://host:port seed nodes".into(),
+                );
+            }
+        }
+        if self.shared_store() && self.signing.key_encryption_key.is_none() {
             return invalid(format!(
                 "a key-encryption key is required with Redis: set KEYBROKER_KEY_ENCRYPTION_KEY (signing.key_encryption_key) to the base64 of 32 random bytes, the same on every process; {}",
                 super::KEK_HOWTO

@@ -1,4 +1,6 @@
-//! Connecting, and the connection each thread uses.
+//! Connecting, and the connection each thread uses: to one Redis node, or to
+//! a Redis Cluster (`cluster.rs`), behind one [`Conn`] that every command of
+//! this module goes through.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -6,33 +8,100 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
 use redis::io::tcp::TcpSettings;
-use redis::IntoConnectionInfo;
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 
+use super::cluster::Cluster;
 use super::scripts::Scripts;
 use super::{unavailable, RedisStore};
 use crate::store::{Store, StoreError};
 
+/// What a store talks to.
+#[derive(Clone)]
+pub(super) enum Target {
+    Node {
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster(Arc<Cluster>),
+}
+
+/// One thread's connection: to the node, or to every node of the cluster
+/// (commands routed by their keys' hash slot).
+#[derive(Clone)]
+pub(super) enum Conn {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Node(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Node(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Node(conn) => conn.get_db(),
+            Conn::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// Commands are small and latency-bound: Nagle's algorithm would hold them
+/// back waiting for ACKs (tens of milliseconds at moderate load).
+pub(super) fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
 impl RedisStore {
-    /// Connects and checks that Redis answers; fails fast when it does not.
+    /// Connects to one Redis node and checks that it answers; fails fast
+    /// when it does not.
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        // Commands are small and latency-bound: Nagle's algorithm would hold
-        // them back waiting for ACKs (tens of milliseconds at moderate load).
         let info = url
             .into_connection_info()
             .map_err(unavailable)?
-            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+            .set_tcp_settings(tcp_settings());
         let client = redis::Client::open(info).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
+        Self::checked(Target::Node { client, config }, prefix, timeout).await
+    }
+
+    /// Connects to a Redis Cluster through its seed nodes (SPEC §13); see
+    /// `cluster.rs` for what changes on a cluster.
+    pub async fn connect_cluster(
+        nodes: &[String],
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let cluster = Cluster::new(nodes, timeout)?;
+        Self::checked(Target::Cluster(Arc::new(cluster)), prefix, timeout).await
+    }
+
+    async fn checked(target: Target, prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let store = RedisStore {
-            client,
-            config,
+            target,
             timeout,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             prefix: prefix.to_owned(),
@@ -46,25 +115,45 @@ impl RedisStore {
     }
 
     /// This thread's connection, made on first use (it then reconnects by
-    /// itself when Redis comes back).
-    pub(super) fn conn(&self) -> Result<ConnectionManager, StoreError> {
+    /// itself when Redis comes back, or a cluster's topology changes).
+    pub(super) fn conn(&self) -> Result<Conn, StoreError> {
         thread_local! {
-            static CONNECTIONS: RefCell<HashMap<u64, ConnectionManager>> = RefCell::new(HashMap::new());
+            static CONNECTIONS: RefCell<HashMap<u64, Conn>> = RefCell::new(HashMap::new());
         }
-        CONNECTIONS
-            .with(|connections| {
-                let mut connections = connections.borrow_mut();
-                if let Some(conn) = connections.get(&self.id) {
-                    return Ok(conn.clone());
-                }
-                let conn = ConnectionManager::new_lazy_with_config(
-                    self.client.clone(),
-                    self.config.clone(),
-                )?;
-                connections.insert(self.id, conn.clone());
-                Ok(conn)
-            })
-            .map_err(unavailable)
+        CONNECTIONS.with(|connections| {
+            let mut connections = connections.borrow_mut();
+            if let Some(conn) = connections.get(&self.id) {
+                return Ok(conn.clone());
+            }
+            let conn = match &self.target {
+                Target::Node { client, config } => Conn::Node(
+                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                        .map_err(unavailable)?,
+                ),
+                Target::Cluster(cluster) => Conn::Cluster(cluster.connection()),
+            };
+            connections.insert(self.id, conn.clone());
+            Ok(conn)
+        })
+    }
+
+    /// Returns once the write just made to `key`'s slot is kept by a replica
+    /// as well (`WAIT`), on a cluster; at once on a single node. A write that
+    /// must survive a failover is acknowledged only after this.
+    pub(super) async fn durable(&self, conn: &mut Conn, key: &str) -> Result<(), StoreError> {
+        match (&self.target, conn) {
+            (Target::Cluster(cluster), Conn::Cluster(conn)) => cluster.wait(conn, key).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// A client for a dedicated pub/sub connection: the node, or the next
+    /// seed node of the cluster in turn.
+    pub(super) fn pubsub_client(&self) -> redis::Client {
+        match &self.target {
+            Target::Node { client, .. } => client.clone(),
+            Target::Cluster(cluster) => cluster.next_pubsub_client(),
+        }
     }
 }
 

@@ -7,15 +7,16 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 
+use super::connection::Conn;
 use super::keys::{FIELD_DOMAINS, FIELD_EXPIRES, FIELD_LAST_USED, FIELD_RECORD, FIELD_REVOKED};
 use super::{corrupt, from_millis, millis, unavailable, RedisStore};
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::CredentialRecord;
 use crate::store::StoreError;
 
-/// Queues on `pipe` the writes that create `credential`: its hash, its place
-/// in the instance's list, its index entry.
-pub(super) fn add_to(
+/// Queues on `pipe` the writes that create `credential` in its instance's
+/// slot: its hash and its place in the instance's list.
+pub(super) fn add_own(
     store: &RedisStore,
     pipe: &mut redis::Pipeline,
     credential: &CredentialRecord,
@@ -32,13 +33,22 @@ pub(super) fn add_to(
         &credential.id,
         millis(credential.created_at),
     )
-    .ignore()
-    .set(
-        store.hash_key(&credential.hash),
-        format!("{}/{}", credential.instance_id, credential.id),
-    )
     .ignore();
     Ok(())
+}
+
+/// Writes the index entry that finds `credential` by its hash (a slot of
+/// its own): the last step of creating a credential, the one that makes it
+/// usable.
+pub(super) async fn index(
+    store: &RedisStore,
+    conn: &mut Conn,
+    credential: &CredentialRecord,
+) -> Result<(), StoreError> {
+    let key = store.hash_key(&credential.hash);
+    let location = format!("{}/{}", credential.instance_id, credential.id);
+    let _: () = conn.set(&key, location).await.map_err(unavailable)?;
+    store.durable(conn, &key).await
 }
 
 fn parse(fields: HashMap<String, String>) -> Result<Option<CredentialRecord>, StoreError> {
@@ -85,6 +95,9 @@ async fn update_field(
     if existed == 0 {
         return Ok(None);
     }
+    store
+        .durable(&mut conn, &store.cred_key(instance_id, id))
+        .await?;
     get(store, instance_id, id).await
 }
 
@@ -92,11 +105,16 @@ pub(super) async fn insert(
     store: &RedisStore,
     credential: &CredentialRecord,
 ) -> Result<(), StoreError> {
-    let mut pipe = redis::pipe();
-    pipe.atomic();
-    add_to(store, &mut pipe, credential)?;
+    let mut own = redis::pipe();
+    own.atomic();
+    add_own(store, &mut own, credential)?;
     let mut conn = store.conn()?;
-    pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    own.query_async::<()>(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    let key = store.cred_key(&credential.instance_id, &credential.id);
+    store.durable(&mut conn, &key).await?;
+    index(store, &mut conn, credential).await
 }
 
 pub(super) async fn get(

@@ -21,7 +21,7 @@ pub(super) async fn follow(
     feed: &dyn RevocationFeed,
 ) -> Result<(), StoreError> {
     let lost = |why: &str| StoreError::Unavailable(format!("revocation feed: {why}"));
-    let pubsub = tokio::time::timeout(store.timeout, store.client.get_async_pubsub())
+    let pubsub = tokio::time::timeout(store.timeout, store.pubsub_client().get_async_pubsub())
         .await
         .map_err(|_| lost("timed out connecting"))?
         .map_err(unavailable)?;

@@ -7,29 +7,44 @@ use super::{corrupt, credentials, millis, unavailable, RedisStore};
 use crate::domain::instance::{CredentialRecord, Instance};
 use crate::store::StoreError;
 
+/// One-slot steps (a cluster has no cross-slot transaction), each durable,
+/// in an order that leaves nothing usable when cut short: the instance's own
+/// keys, then its place in the list (so an operator sees and can delete a
+/// half-made instance), then the credential index, and the API key index
+/// last, which makes the instance usable.
 pub(super) async fn insert(
     store: &RedisStore,
     instance: &Instance,
     first_secret: &CredentialRecord,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(instance).map_err(corrupt)?;
-    let mut pipe = redis::pipe();
-    pipe.atomic()
+    let mut own = redis::pipe();
+    own.atomic()
         .set(store.instance_key(&instance.id), json)
         .ignore()
-        .set(store.api_key_key(&instance.api_key), &instance.id)
-        .ignore()
         .set(store.epoch_key(&instance.id), 1)
-        .ignore()
-        .zadd(
-            store.instances_key(),
-            &instance.id,
-            millis(instance.created_at),
-        )
         .ignore();
-    credentials::add_to(store, &mut pipe, first_secret)?;
+    credentials::add_own(store, &mut own, first_secret)?;
     let mut conn = store.conn()?;
-    pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    own.query_async::<()>(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    store
+        .durable(&mut conn, &store.instance_key(&instance.id))
+        .await?;
+    let list = store.instances_key();
+    let _: i64 = conn
+        .zadd(&list, &instance.id, millis(instance.created_at))
+        .await
+        .map_err(unavailable)?;
+    store.durable(&mut conn, &list).await?;
+    credentials::index(store, &mut conn, first_secret).await?;
+    let api_key = store.api_key_key(&instance.api_key);
+    let _: () = conn
+        .set(&api_key, &instance.id)
+        .await
+        .map_err(unavailable)?;
+    store.durable(&mut conn, &api_key).await
 }
 
 pub(super) async fn get(store: &RedisStore, id: &str) -> Result<Option<Instance>, StoreError> {
@@ -90,6 +105,7 @@ pub(super) async fn list(store: &RedisStore) -> Result<Vec<Instance>, StoreError
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // One `MGET` of keys in many slots: a cluster connection splits it by slot.
     let keys: Vec<String> = ids.iter().map(|id| store.instance_key(id)).collect();
     let raws: Vec<Option<String>> = redis::cmd("MGET")
         .arg(&keys)
@@ -137,9 +153,18 @@ pub(super) async fn update(store: &RedisStore, instance: &Instance) -> Result<bo
         .invoke_async(&mut conn)
         .await
         .map_err(unavailable)?;
+    if done == 1 {
+        store
+            .durable(&mut conn, &store.instance_key(&instance.id))
+            .await?;
+    }
     Ok(done == 1)
 }
 
+/// The instance's own keys go first, in one transaction: from then on its
+/// tokens and credentials are dead. The index entries and its place in the
+/// list follow; an index entry left behind by a cut-short delete points at
+/// nothing and finds nothing.
 pub(super) async fn delete(store: &RedisStore, id: &str) -> Result<bool, StoreError> {
     let Some(instance) = get(store, id).await? else {
         return Ok(false);
@@ -149,15 +174,11 @@ pub(super) async fn delete(store: &RedisStore, id: &str) -> Result<bool, StoreEr
         .zrange(store.creds_key(id), 0, -1)
         .await
         .map_err(unavailable)?;
-    let mut pipe = redis::pipe();
-    pipe.atomic()
+    let mut own = redis::pipe();
+    own.atomic()
         .del(store.instance_key(id))
         .ignore()
         .del(store.epoch_key(id))
-        .ignore()
-        .del(store.api_key_key(&instance.api_key))
-        .ignore()
-        .zrem(store.instances_key(), id)
         .ignore()
         .del(store.creds_key(id))
         .ignore()
@@ -165,13 +186,21 @@ pub(super) async fn delete(store: &RedisStore, id: &str) -> Result<bool, StoreEr
         .ignore()
         .del(store.audit_key(id))
         .ignore();
+    let mut index = vec![store.api_key_key(&instance.api_key)];
     for cred_id in &cred_ids {
         if let Some(credential) = credentials::get(store, id, cred_id).await? {
-            pipe.del(store.hash_key(&credential.hash)).ignore();
+            index.push(store.hash_key(&credential.hash));
         }
-        pipe.del(store.cred_key(id, cred_id)).ignore();
+        own.del(store.cred_key(id, cred_id)).ignore();
     }
-    pipe.query_async::<()>(&mut conn)
+    own.query_async::<()>(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    store.durable(&mut conn, &store.instance_key(id)).await?;
+    // One `DEL` of keys in many slots: a cluster connection splits it by slot.
+    let _: i64 = conn.del(&index).await.map_err(unavailable)?;
+    let _: i64 = conn
+        .zrem(store.instances_key(), id)
         .await
         .map_err(unavailable)?;
     Ok(true)

@@ -49,6 +49,7 @@
 //! (the revocation feed) and `gateway` (the product hot path's one call). The
 //! Lua scripts live in `scripts/`, one file each.
 
+mod cluster;
 mod connection;
 mod counters;
 mod credentials;
@@ -66,7 +67,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use redis::aio::ConnectionManagerConfig;
 
 use super::{
     GatewayCheck, GatewayState, Revocation, RevocationFeed, Revocations, Step, Store, StoreError,
@@ -84,8 +84,7 @@ pub use feed::FEED_PING_INTERVAL;
 /// the rest of a gateway request.
 #[derive(Clone)]
 pub struct RedisStore {
-    client: redis::Client,
-    config: ConnectionManagerConfig,
+    target: connection::Target,
     timeout: Duration,
     /// Tells apart stores of one process (tests run many) in the thread-local map.
     id: u64,

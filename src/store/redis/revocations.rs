@@ -34,6 +34,7 @@ pub(super) async fn revoke(
         .invoke_async(&mut conn)
         .await
         .map_err(unavailable)?;
+    store.durable(&mut conn, &key).await?;
     if outcome == REPLACED_CORRUPT {
         tracing::warn!(
             key,

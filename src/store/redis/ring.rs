@@ -31,6 +31,7 @@ pub(super) async fn bootstrap(
         .invoke_async(&mut conn)
         .await
         .map_err(script_failed)?;
+    store.durable(&mut conn, &store.ring_key()).await?;
     Ok(written == 1)
 }
 
@@ -69,5 +70,8 @@ pub(super) async fn write(
     pipe.publish(store.revocations_channel(), RING_PAYLOAD)
         .ignore();
     let mut conn = store.conn()?;
-    pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+    pipe.query_async::<()>(&mut conn)
+        .await
+        .map_err(unavailable)?;
+    store.durable(&mut conn, &key).await
 }
