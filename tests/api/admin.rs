@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::helpers::{spawn_app, spawn_app_with, Backend, PEPPER};
 
 async fn admin_routes_need_the_admin_token(backend: Backend) {
@@ -371,7 +371,7 @@ async fn bad_admin_input_is_refused_and_changes_nothing(backend: Backend) {
         .assert_error(404, "not_found");
 }
 
-both_backends!(
+every_backend!(
     admin_routes_need_the_admin_token,
     instance_lifecycle,
     secrets_are_shown_once_then_masked,
@@ -379,19 +379,22 @@ both_backends!(
     a_revoked_secret_cannot_be_rotated,
     public_suffix_wildcards_are_refused,
     domain_keys_report_their_status,
-    bad_admin_input_is_refused_and_changes_nothing,
+    bad_admin_input_is_refused_and_changes_nothing;
+    shared:
+    redis_stores_only_hashes_of_credentials,
+    two_processes_on_one_redis_share_credentials,
 );
 
 /// Redis holds hashes and masks, never a secret or domain key value.
-#[actix_web::test]
-async fn redis_stores_only_hashes_of_credentials() {
-    let app = spawn_app_with(Backend::Redis, |s| s.domain_keys.propagation_seconds = 0).await;
+async fn redis_stores_only_hashes_of_credentials(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.domain_keys.propagation_seconds = 0).await;
     let created = app.create_instance().await;
     let (_, domain_key, _) = app.add_domain_key(&created.id, &["example.com"]).await;
     let redis = app.redis();
-    let keys = redis.command(&["KEYS", "*"]);
+    let prefix = format!("{}:", app.key_prefix());
+    let keys = redis.command(&["KEYS", &format!("{prefix}*")]);
     let mut everything = keys.clone();
-    for key in keys.lines().filter(|l| l.starts_with("kb:")) {
+    for key in keys.lines().filter(|l| l.starts_with(&prefix)) {
         let kind = redis.command(&["TYPE", key]);
         let dump = if kind.contains("hash") {
             redis.command(&["HGETALL", key])
@@ -422,9 +425,8 @@ async fn redis_stores_only_hashes_of_credentials() {
 }
 
 /// Two broker processes on one Redis share every credential and revocation.
-#[actix_web::test]
-async fn two_processes_on_one_redis_share_credentials() {
-    let a = spawn_app(Backend::Redis).await;
+async fn two_processes_on_one_redis_share_credentials(backend: Backend) {
+    let a = spawn_app(backend).await;
     let b = a.spawn_peer().await;
     let created = a.create_instance().await;
     let reply = b.auth_with_secret(&created.api_key, &created.secret).await;

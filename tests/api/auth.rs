@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::helpers::{claims_of, spawn_app, spawn_app_with, Backend, Body};
 
 async fn secret_exchange_returns_the_documented_fields(backend: Backend) {
@@ -317,7 +317,7 @@ async fn secret_sent_as_domain_key_is_refused(backend: Backend) {
     reply.assert_error(401, "invalid_credentials");
 }
 
-both_backends!(
+every_backend!(
     secret_exchange_returns_the_documented_fields,
     form_encoded_secret_is_accepted,
     token_ttl_is_the_instance_setting,
@@ -330,15 +330,17 @@ both_backends!(
     pending_domain_key_says_when,
     revoked_domain_key_is_refused,
     changed_domains_apply_at_once,
-    secret_sent_as_domain_key_is_refused,
+    secret_sent_as_domain_key_is_refused;
+    shared:
+    a_warm_second_process_sees_every_credential_change_at_once,
+    a_warm_second_process_serves_apis_and_refresh_from_current_configuration,
 );
 
 /// A second process that has accepted a secret and a domain key before (and
 /// so looks them up where they live, with its cached instance) sees every
 /// change made through the first process on its very next exchange.
-#[actix_web::test]
-async fn a_warm_second_process_sees_every_credential_change_at_once() {
-    let a = spawn_app_with(Backend::Redis, |s| s.domain_keys.propagation_seconds = 0).await;
+async fn a_warm_second_process_sees_every_credential_change_at_once(backend: Backend) {
+    let a = spawn_app_with(backend, |s| s.domain_keys.propagation_seconds = 0).await;
     let b = a.spawn_peer().await;
     let created = a.create_instance().await;
     let (key_id, key, _) = a.add_domain_key(&created.id, &["example.com"]).await;
@@ -393,9 +395,10 @@ async fn a_warm_second_process_sees_every_credential_change_at_once() {
 /// `/v1/apis` and `/v1/refreshToken` on a second process that has served the
 /// instance before (and so holds it in its cache) answer from its current
 /// configuration after every change made through the first process.
-#[actix_web::test]
-async fn a_warm_second_process_serves_apis_and_refresh_from_current_configuration() {
-    let a = spawn_app(Backend::Redis).await;
+async fn a_warm_second_process_serves_apis_and_refresh_from_current_configuration(
+    backend: Backend,
+) {
+    let a = spawn_app(backend).await;
     let b = a.spawn_peer().await;
     let (created, token) = a.server_token().await;
     for _ in 0..2 {

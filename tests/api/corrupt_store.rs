@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
+use crate::every_backend;
 use crate::fixture::Fixture;
 use crate::helpers::{claims_of, spawn_app, Backend, Reply, TestApp};
 
@@ -21,7 +22,8 @@ fn assert_fails_closed(reply: &Reply, what: &str) {
 }
 
 /// The four revocation keys that could name this access token.
-fn revocation_keys(token: &str) -> [(&'static str, String); 4] {
+fn revocation_keys(app: &TestApp, token: &str) -> [(&'static str, String); 4] {
+    let p = app.key_prefix();
     let claims = claims_of(token);
     let (ins, jti, sid, cred) = (
         claims["sub"].as_str().unwrap().to_owned(),
@@ -30,10 +32,10 @@ fn revocation_keys(token: &str) -> [(&'static str, String); 4] {
         claims["cred"].as_str().unwrap().to_owned(),
     );
     [
-        ("jti", format!("kb:{{{ins}}}:rev:jti:{jti}")),
-        ("sid", format!("kb:{{{ins}}}:rev:sid:{sid}")),
-        ("cred", format!("kb:{{{ins}}}:rev:cred:{cred}")),
-        ("all", format!("kb:{{{ins}}}:rev:all")),
+        ("jti", format!("{p}:{{{ins}}}:rev:jti:{jti}")),
+        ("sid", format!("{p}:{{{ins}}}:rev:sid:{sid}")),
+        ("cred", format!("{p}:{{{ins}}}:rev:cred:{cred}")),
+        ("all", format!("{p}:{{{ins}}}:rev:all")),
     ]
 }
 
@@ -46,16 +48,15 @@ async fn fresh_token(w: &Fixture) -> String {
     reply.body["accessToken"].as_str().unwrap().to_owned()
 }
 
-#[actix_web::test]
-async fn garbage_in_a_revocation_list_fails_product_requests_closed() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+async fn garbage_in_a_revocation_list_fails_product_requests_closed(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
     let path = "/prod/search/v1/search";
     for garbage in GARBAGE {
         for index in 0..4 {
             let token = fresh_token(&w).await;
             // Warm every cache with a good answer first.
             assert_eq!(w.call(path, &token).await.status, 200);
-            let (list, key) = &revocation_keys(&token)[index];
+            let (list, key) = &revocation_keys(&w.app, &token)[index];
             let what = format!("rev:{list} = {garbage:?}");
             w.app.redis().command(&["SET", key, garbage, "EX", "600"]);
 
@@ -75,13 +76,12 @@ async fn garbage_in_a_revocation_list_fails_product_requests_closed() {
     }
 }
 
-#[actix_web::test]
-async fn garbage_in_a_revocation_list_fails_apis_refresh_and_introspect_closed() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+async fn garbage_in_a_revocation_list_fails_apis_refresh_and_introspect_closed(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
     for garbage in GARBAGE {
         for index in 0..4 {
             let token = fresh_token(&w).await;
-            let (list, key) = &revocation_keys(&token)[index];
+            let (list, key) = &revocation_keys(&w.app, &token)[index];
             let what = format!("rev:{list} = {garbage:?}");
             w.app.redis().command(&["SET", key, garbage, "EX", "600"]);
 
@@ -110,14 +110,17 @@ async fn verify_xt(w: &Fixture, token: &str) -> Reply {
     w.app.send(request, None).await
 }
 
-#[actix_web::test]
-async fn garbage_in_an_experience_tokens_times_fails_closed() {
-    let w = Fixture::bare(spawn_app(Backend::Redis).await).await;
+async fn garbage_in_an_experience_tokens_times_fails_closed(backend: Backend) {
+    let w = Fixture::bare(spawn_app(backend).await).await;
     let (body, token) = w
         .experience(json!({"slug": "search", "kind": "search"}))
         .await;
     let credential_id = body["token"]["id"].as_str().unwrap();
-    let key = format!("kb:{{{}}}:cred:{credential_id}", w.created.id);
+    let key = format!(
+        "{}:{{{}}}:cred:{credential_id}",
+        w.app.key_prefix(),
+        w.created.id
+    );
     let path = "/prod/search/v1/search";
     assert_eq!(w.get_xt(path, &token).await.status, 200);
     assert_eq!(verify_xt(&w, &token).await.status, 200);
@@ -152,13 +155,12 @@ async fn garbage_in_an_experience_tokens_times_fails_closed() {
 
 /// Recording a revocation over a corrupt value replaces it: the revocation
 /// holds, and the key is repaired.
-#[actix_web::test]
-async fn a_revocation_recorded_over_garbage_replaces_it() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+async fn a_revocation_recorded_over_garbage_replaces_it(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
     let path = "/prod/search/v1/search";
     let token = fresh_token(&w).await;
     let other = fresh_token(&w).await;
-    let keys = revocation_keys(&token);
+    let keys = revocation_keys(&w.app, &token);
     for (_, key) in &keys {
         w.app.redis().command(&["SET", key, "garbage", "EX", "600"]);
     }
@@ -219,9 +221,8 @@ async fn auth_preflight(app: &TestApp, origin: &str) -> Reply {
 /// preflights (whose origin index is built from the list of instances) and
 /// the admin list still answer for the healthy ones, in processes that start
 /// cold and in one whose index was built before the record broke.
-#[actix_web::test]
-async fn one_corrupt_instance_record_is_skipped_by_lists() {
-    let app = spawn_app(Backend::Redis).await;
+async fn one_corrupt_instance_record_is_skipped_by_lists(backend: Backend) {
+    let app = spawn_app(backend).await;
     let broken = app.create_instance().await;
     let healthy = app.create_instance().await;
     let other = app.create_instance().await;
@@ -239,7 +240,7 @@ async fn one_corrupt_instance_record_is_skipped_by_lists() {
 
     app.redis().command(&[
         "SET",
-        &format!("kb:{{{}}}:instance", broken.id),
+        &format!("{}:{{{}}}:instance", app.key_prefix(), broken.id),
         "{\"id\": \"garbled",
     ]);
 
@@ -270,3 +271,12 @@ async fn one_corrupt_instance_record_is_skipped_by_lists() {
     let reply = auth_preflight(&app, "https://other.example.com").await;
     assert_eq!(reply.status, 204, "{}", reply.text);
 }
+
+every_backend!(;
+    shared:
+    garbage_in_a_revocation_list_fails_product_requests_closed,
+    garbage_in_a_revocation_list_fails_apis_refresh_and_introspect_closed,
+    garbage_in_an_experience_tokens_times_fails_closed,
+    a_revocation_recorded_over_garbage_replaces_it,
+    one_corrupt_instance_record_is_skipped_by_lists,
+);

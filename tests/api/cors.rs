@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::{Fixture, TokenHeader};
 use crate::helpers::{spawn_app, Backend};
 
@@ -167,7 +167,7 @@ async fn a_written_scheme_keeps_a_port_that_is_not_its_default(backend: Backend)
     }
 }
 
-both_backends!(
+every_backend!(
     allowed_origins_and_cors,
     a_written_scheme_keeps_a_port_that_is_not_its_default
 );

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::helpers::{spawn_app, Backend, Body};
 
 async fn malformed_auth_bodies_get_400s(backend: Backend) {
@@ -184,7 +184,7 @@ async fn ops_endpoints(backend: Backend) {
     );
 }
 
-both_backends!(
+every_backend!(
     malformed_auth_bodies_get_400s,
     unsupported_content_types_get_415,
     huge_bodies_get_413_and_change_nothing,
@@ -196,6 +196,9 @@ both_backends!(
 
 /// Redis down: readiness says so, requests fail closed with 503, and service
 /// comes back by itself.
+///
+/// One node only: a cluster has no single Redis to stop and restart; its
+/// counterpart is the failover test in `cluster.rs`.
 #[actix_web::test]
 async fn redis_outage_is_503_and_recovers() {
     let app = spawn_app(Backend::Redis).await;

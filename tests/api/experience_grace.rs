@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::Fixture;
 use crate::helpers::{spawn_app, Backend};
 
@@ -116,7 +116,7 @@ async fn revoke_tokens_ends_an_experience_token_at_once(backend: Backend) {
         .assert_error(400, "invalid_request");
 }
 
-both_backends!(
+every_backend!(
     a_later_regeneration_ends_every_older_grace,
     revoke_tokens_ends_an_experience_token_at_once,
 );

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::{Fixture, TokenHeader};
 use crate::helpers::{spawn_app, Backend, Body};
 
@@ -462,7 +462,7 @@ async fn experience_admin_lifecycle(backend: Backend) {
     assert_eq!(s.get_xt("/prod/kb/v1/search", &new_token).await.status, 200);
 }
 
-both_backends!(
+every_backend!(
     a_recreated_experience_does_not_revive_the_old_token,
     experience_token_works_on_its_experience_only,
     masked_everywhere_after_creation,
@@ -470,15 +470,16 @@ both_backends!(
     regenerate_with_grace_keeps_both_until_it_ends,
     operations_follow_the_kind,
     experience_tokens_never_open_other_doors,
-    experience_admin_lifecycle,
+    experience_admin_lifecycle;
+    shared:
+    an_experience_token_without_its_record_is_refused,
 );
 
 /// Experience-token records go only with their instance, and then the
 /// instance refuses first. Should a record be missing anyway, its token is
 /// refused, not taken for one that was never revoked.
-#[actix_web::test]
-async fn an_experience_token_without_its_record_is_refused() {
-    let s = Fixture::bare(spawn_app(Backend::Redis).await).await;
+async fn an_experience_token_without_its_record_is_refused(backend: Backend) {
+    let s = Fixture::bare(spawn_app(backend).await).await;
     let (body, token) = s.experience(json!({"slug": "kb", "kind": "search"})).await;
     assert_eq!(s.get_xt("/prod/kb/v1/search", &token).await.status, 200);
     s.app.redis().delete_the_key_matching(&format!(

@@ -5,15 +5,15 @@
 
 use serde_json::json;
 
+use crate::every_backend;
 use crate::fixture::Fixture;
 use crate::helpers::{claims_of, spawn_app, Backend, TestApp};
 use crate::redis_server::RedisServer;
 
 /// Revocation through one broker process is honoured by another on the very
 /// next request.
-#[actix_web::test]
-async fn a_revocation_through_one_process_holds_on_another() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+async fn a_revocation_through_one_process_holds_on_another(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
     let peer = w.app.spawn_peer().await;
     let call_b = |token: &str| {
         let request = peer
@@ -40,12 +40,13 @@ async fn a_revocation_through_one_process_holds_on_another() {
 
 /// Redis down while serving: the gateway and forward-auth fail closed with
 /// 503 and recover by themselves when Redis is back.
+///
+/// One node only: a cluster has no single Redis to stop and restart; its
+/// counterpart is the failover test in `cluster.rs`.
 #[actix_web::test]
 async fn gateway_fails_closed_while_redis_is_down() {
-    let redis = RedisServer::start_persistent();
-    let url = redis.url();
-    let redis = std::sync::Arc::new(std::sync::Mutex::new(redis));
-    let app = crate::helpers::spawn_app_on_redis(redis.clone(), url).await;
+    let redis = std::sync::Arc::new(std::sync::Mutex::new(RedisServer::start_persistent()));
+    let app = crate::helpers::spawn_app_on_redis(redis.clone()).await;
     let w = Fixture::with_products(app).await;
     assert_eq!(
         w.call("/prod/search/v1/search", w.token()).await.status,
@@ -74,9 +75,8 @@ async fn gateway_fails_closed_while_redis_is_down() {
 
 /// The fast path keeps per-process caches; a second process with warm caches
 /// must still see every change made through the first on its very next request.
-#[actix_web::test]
-async fn a_warm_second_process_sees_every_change_at_once() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+async fn a_warm_second_process_sees_every_change_at_once(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
     let b = w.app.spawn_peer().await;
     let on_b = |path: &str, token: &str| {
         let request = b
@@ -227,9 +227,8 @@ pub(crate) async fn peer_with_a_warm_view(w: &Fixture) -> TestApp {
 /// Introspection and `/v1/apis` answer from the local revocation view while
 /// its feed is live; a revocation through another process reaches that view
 /// through the feed.
-#[actix_web::test]
-async fn a_revocation_reaches_another_process_s_view_through_the_feed() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+async fn a_revocation_reaches_another_process_s_view_through_the_feed(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
     let b = peer_with_a_warm_view(&w).await;
     let secret = w.created.secret.clone();
 
@@ -253,10 +252,10 @@ async fn a_revocation_reaches_another_process_s_view_through_the_feed() {
 
 /// The fallback: B's subscription is cut and cannot come back, so the
 /// revocation A announces reaches nobody. B must still refuse the token on
-/// its very next request, by reading Redis.
-#[actix_web::test]
-async fn a_revocation_holds_on_a_process_whose_feed_was_cut() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+/// its very next request, by reading Redis. (On a cluster of its own: it
+/// cuts every process's subscriptions.)
+async fn a_revocation_holds_on_a_process_whose_feed_was_cut(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend.own()).await).await;
     let b = peer_with_a_warm_view(&w).await;
     let secret = w.created.secret.clone();
     let hits = metric(&b, "keybroker_revocation_view_hits_total").await;
@@ -301,10 +300,10 @@ async fn a_revocation_holds_on_a_process_whose_feed_was_cut() {
 }
 
 /// A subscription that goes silent (no reset, no EOF) is noticed by its
-/// missing ping answers, and the view stops being trusted.
-#[actix_web::test]
-async fn a_silent_feed_is_not_trusted() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+/// missing ping answers, and the view stops being trusted. (On a cluster of
+/// its own: it pauses every client.)
+async fn a_silent_feed_is_not_trusted(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend.own()).await).await;
     let b = w.app.spawn_peer().await;
     feed_is(&b, true).await;
     // Redis stops answering every client for two seconds: the pings go
@@ -316,3 +315,12 @@ async fn a_silent_feed_is_not_trusted() {
     assert!(paused_at.elapsed() < std::time::Duration::from_millis(1900));
     feed_is(&b, true).await;
 }
+
+every_backend!(;
+    shared:
+    a_revocation_through_one_process_holds_on_another,
+    a_warm_second_process_sees_every_change_at_once,
+    a_revocation_reaches_another_process_s_view_through_the_feed,
+    a_revocation_holds_on_a_process_whose_feed_was_cut,
+    a_silent_feed_is_not_trusted,
+);

@@ -7,7 +7,7 @@ use keybroker::clock::Clock;
 use keybroker::tokens::{Claims, TokenService};
 use serde_json::{json, Value};
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::Fixture;
 use crate::helpers::{claims_of, signing_key_pem, spawn_app, spawn_app_with, Backend, Body};
 
@@ -502,7 +502,7 @@ async fn times_that_overflow_with_the_leeway_are_refused(backend: Backend) {
     assert_eq!(w.call(path, &valid).await.status, 200);
 }
 
-both_backends!(
+every_backend!(
     proxies_method_path_query_and_body,
     credentials_and_forged_identity_never_reach_the_upstream,
     each_check_refuses_in_order_without_reaching_the_upstream,

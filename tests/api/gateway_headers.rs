@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::{Fixture, TokenHeader};
 use crate::helpers::{claims_of, spawn_app, Backend, Reply};
 
@@ -221,7 +221,7 @@ async fn set_cookie_passes_only_for_experiences_that_allow_it(backend: Backend) 
     assert_eq!(all(&w.get_xt(path, &token).await, "set-cookie"), cookies);
 }
 
-both_backends!(
+every_backend!(
     identity_headers_spelled_with_underscores_never_reach_the_upstream,
     url_override_headers_never_reach_the_upstream,
     product_cors_server_and_cookies_stay_behind_the_gateway,

@@ -1,7 +1,7 @@
 //! Dot segments in every spelling a server may resolve (issue 10, finding 6):
 //! refused by the gateway and by `/v1/verify` before any upstream is asked.
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::Fixture;
 use crate::helpers::{spawn_app, Backend};
 
@@ -58,7 +58,7 @@ async fn dot_segments_in_any_spelling_are_refused_by_verify(backend: Backend) {
     assert_eq!(w.upstream.hits(), 0, "verify proxies nothing");
 }
 
-both_backends!(
+every_backend!(
     dot_segments_in_any_spelling_are_refused_by_the_gateway,
     dot_segments_in_any_spelling_are_refused_by_verify,
 );

@@ -1,6 +1,8 @@
 //! Black-box harness: each test gets its own broker bound to port 0 and, for the
 //! Redis backend, its own `redis-server` on a free port (`redis_server.rs`),
-//! stopped when the test ends. Nothing is mocked.
+//! stopped when the test ends; for the cluster backend, a key prefix of its
+//! own on the Redis Cluster the test binary shares (`redis_cluster.rs`).
+//! Nothing is mocked.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use keybroker::config::{Sensitive, Settings};
 use keybroker::startup::Application;
 use serde_json::{json, Value};
 
+use crate::redis_cluster::RedisCluster;
 use crate::redis_server::RedisServer;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef-not-a-secret";
@@ -24,6 +27,109 @@ pub const KEY_ENCRYPTION_KEY: &str = "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZX
 pub enum Backend {
     Memory,
     Redis,
+    /// The shared Redis Cluster, under a key prefix of the test's own.
+    Cluster,
+    /// A Redis Cluster of the test's own, for a test that breaks it (cuts
+    /// every subscription, pauses every node, counts every command).
+    OwnCluster,
+}
+
+impl Backend {
+    /// The backend for a test that changes its store for every client: a
+    /// cluster of its own instead of the shared one.
+    pub fn own(self) -> Backend {
+        match self {
+            Backend::Cluster => Backend::OwnCluster,
+            other => other,
+        }
+    }
+}
+
+/// The store behind a test's brokers, as the test reaches it directly.
+#[derive(Clone)]
+pub enum SharedStore {
+    Redis(Arc<std::sync::Mutex<RedisServer>>),
+    Cluster {
+        cluster: Arc<RedisCluster>,
+        /// Isolates the test's keys, channel and ring on a shared cluster.
+        prefix: String,
+    },
+}
+
+impl SharedStore {
+    /// A new store for `backend`: a new `redis-server`, a new key prefix on
+    /// the shared cluster, or a new cluster; none for memory.
+    pub fn new(backend: Backend) -> Option<SharedStore> {
+        let prefix = || format!("t{}", uuid::Uuid::new_v4().simple());
+        match backend {
+            Backend::Memory => None,
+            Backend::Redis => Some(SharedStore::Redis(Arc::new(std::sync::Mutex::new(
+                RedisServer::start(),
+            )))),
+            Backend::Cluster => Some(SharedStore::Cluster {
+                cluster: RedisCluster::shared(),
+                prefix: prefix(),
+            }),
+            Backend::OwnCluster => Some(SharedStore::Cluster {
+                cluster: Arc::new(RedisCluster::start()),
+                prefix: prefix(),
+            }),
+        }
+    }
+
+    /// Points `settings` at this store.
+    pub fn configure(&self, settings: &mut Settings) {
+        match self {
+            SharedStore::Redis(server) => {
+                let url = server.lock().unwrap_or_else(|e| e.into_inner()).url();
+                settings.store.redis_url = Some(Sensitive::new(url));
+            }
+            SharedStore::Cluster { cluster, prefix } => {
+                settings.store.redis_cluster_nodes = Some(Sensitive::new(cluster.seeds()));
+                settings.store.key_prefix = prefix.clone();
+            }
+        }
+    }
+}
+
+/// Raw access to a test's store: one node, or every node of a cluster (see
+/// [`RedisCluster::command`] for where each command goes).
+pub enum RawRedis<'a> {
+    Node(std::sync::MutexGuard<'a, RedisServer>),
+    Cluster(&'a RedisCluster),
+}
+
+impl RawRedis<'_> {
+    pub fn command(&self, args: &[&str]) -> String {
+        match self {
+            RawRedis::Node(server) => server.command(args),
+            RawRedis::Cluster(cluster) => cluster.command(args),
+        }
+    }
+
+    pub fn delete_the_key_matching(&self, pattern: &str) {
+        match self {
+            RawRedis::Node(server) => server.delete_the_key_matching(pattern),
+            RawRedis::Cluster(cluster) => cluster.delete_the_key_matching(pattern),
+        }
+    }
+
+    /// The one server; a test that stops or restarts "the" Redis has no
+    /// counterpart on a cluster (its failover test is `cluster.rs`).
+    pub fn node(&mut self) -> &mut RedisServer {
+        match self {
+            RawRedis::Node(server) => server,
+            RawRedis::Cluster(_) => panic!("this test needs a single Redis node"),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.node().stop();
+    }
+
+    pub fn restart(&mut self) {
+        self.node().restart();
+    }
 }
 
 /// One signing key for the whole test run, written to a file like an operator would.
@@ -104,7 +210,7 @@ pub struct TestApp {
     pub backend: Backend,
     pub clock: Arc<ManualClock>,
     pub settings: Settings,
-    pub redis: Option<Arc<std::sync::Mutex<RedisServer>>>,
+    pub redis: Option<SharedStore>,
     pub client: awc::Client,
     handle: ServerHandle,
 }
@@ -128,23 +234,23 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 /// A broker on a Redis the test owns (e.g. a persistent one it will restart).
-pub async fn spawn_app_on_redis(redis: Arc<std::sync::Mutex<RedisServer>>, url: String) -> TestApp {
-    spawn_app_on_redis_with(redis, url, |_| {}).await
+pub async fn spawn_app_on_redis(redis: Arc<std::sync::Mutex<RedisServer>>) -> TestApp {
+    spawn_app_on(SharedStore::Redis(redis), |_| {}).await
 }
 
-/// [`spawn_app_on_redis`] with settings of its own.
-pub async fn spawn_app_on_redis_with(
-    redis: Arc<std::sync::Mutex<RedisServer>>,
-    url: String,
-    customize: impl FnOnce(&mut Settings),
-) -> TestApp {
+/// A broker on `store`, with settings of its own.
+pub async fn spawn_app_on(store: SharedStore, customize: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = base_settings();
-    settings.store.redis_url = Some(Sensitive::new(url));
+    store.configure(&mut settings);
     customize(&mut settings);
+    let backend = match store {
+        SharedStore::Redis(_) => Backend::Redis,
+        SharedStore::Cluster { .. } => Backend::Cluster,
+    };
     launch(
-        Backend::Redis,
+        backend,
         settings,
-        Some(redis),
+        Some(store),
         Arc::new(ManualClock::starting_now()),
     )
     .await
@@ -152,14 +258,10 @@ pub async fn spawn_app_on_redis_with(
 
 pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = base_settings();
-    let redis = match backend {
-        Backend::Memory => None,
-        Backend::Redis => {
-            let server = RedisServer::start();
-            settings.store.redis_url = Some(Sensitive::new(server.url()));
-            Some(Arc::new(std::sync::Mutex::new(server)))
-        }
-    };
+    let redis = SharedStore::new(backend);
+    if let Some(store) = &redis {
+        store.configure(&mut settings);
+    }
     customize(&mut settings);
     launch(
         backend,
@@ -173,7 +275,7 @@ pub async fn spawn_app_with(backend: Backend, customize: impl FnOnce(&mut Settin
 async fn launch(
     backend: Backend,
     settings: Settings,
-    redis: Option<Arc<std::sync::Mutex<RedisServer>>>,
+    redis: Option<SharedStore>,
     clock: Arc<ManualClock>,
 ) -> TestApp {
     let app = Application::build_with_clock(settings.clone(), clock.clone())
@@ -204,7 +306,13 @@ impl TestApp {
     /// A second broker on the same store (Redis), keys, public URL and clock, as
     /// a replica behind the same load balancer would be.
     pub async fn spawn_peer(&self) -> TestApp {
-        let settings = self.settings.clone();
+        self.spawn_peer_with(|_| {}).await
+    }
+
+    /// [`TestApp::spawn_peer`] with settings of its own.
+    pub async fn spawn_peer_with(&self, customize: impl FnOnce(&mut Settings)) -> TestApp {
+        let mut settings = self.settings.clone();
+        customize(&mut settings);
         launch(
             self.backend,
             settings,
@@ -214,12 +322,22 @@ impl TestApp {
         .await
     }
 
-    pub fn redis(&self) -> std::sync::MutexGuard<'_, RedisServer> {
-        self.redis
+    pub fn redis(&self) -> RawRedis<'_> {
+        match self
+            .redis
             .as_ref()
-            .expect("this test runs on the Redis backend")
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .expect("this test runs on a Redis backend")
+        {
+            SharedStore::Redis(server) => {
+                RawRedis::Node(server.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+            SharedStore::Cluster { cluster, .. } => RawRedis::Cluster(cluster),
+        }
+    }
+
+    /// The prefix of every key this test's brokers write.
+    pub fn key_prefix(&self) -> &str {
+        &self.settings.store.key_prefix
     }
 
     pub async fn stop(&self) {
@@ -388,10 +506,13 @@ pub fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("payload is JSON")
 }
 
-/// Runs every listed test against the in-memory and the Redis backend.
+/// Runs every listed test against the in-memory store, one Redis node and
+/// the Redis Cluster; the tests listed after `shared:` (about what broker
+/// processes share through their store) against the Redis node and the
+/// cluster only.
 #[macro_export]
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
+macro_rules! every_backend {
+    ($($name:ident),* $(,)? $(; shared: $($shared:ident),* $(,)?)?) => {
         mod memory {
             $(
                 #[actix_web::test]
@@ -407,6 +528,26 @@ macro_rules! both_backends {
                     super::$name($crate::helpers::Backend::Redis).await
                 }
             )*
+            $($(
+                #[actix_web::test]
+                async fn $shared() {
+                    super::$shared($crate::helpers::Backend::Redis).await
+                }
+            )*)?
+        }
+        mod cluster {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Cluster).await
+                }
+            )*
+            $($(
+                #[actix_web::test]
+                async fn $shared() {
+                    super::$shared($crate::helpers::Backend::Cluster).await
+                }
+            )*)?
         }
     };
 }

@@ -7,7 +7,7 @@ use jwt_compact::{AlgorithmExt, UntrustedToken};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::helpers::{spawn_app_with, Backend};
 
 #[derive(Debug, Deserialize)]
@@ -161,7 +161,7 @@ async fn a_caching_verifier_verifies_across_a_rotation(backend: Backend) {
     assert_eq!(fetch(Some(cached.1.clone())).await.status, 304);
 }
 
-both_backends!(
+every_backend!(
     tokens_verify_against_the_jwks,
     a_tampered_token_fails_independent_verification,
     a_caching_verifier_verifies_across_a_rotation

@@ -4,7 +4,7 @@
 use keybroker::clock::Clock;
 use serde_json::json;
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::{start_of_a_minute, Fixture, TokenHeader};
 use crate::helpers::{spawn_app, spawn_app_with, Backend, Body, Reply, TestApp};
 
@@ -58,13 +58,17 @@ async fn brute_force_on_auth_is_limited(backend: Backend) {
     );
 }
 
-both_backends!(daily_cap_trips_on_its_own, brute_force_on_auth_is_limited);
+every_backend!(
+    daily_cap_trips_on_its_own,
+    brute_force_on_auth_is_limited;
+    shared:
+    rate_limit_is_shared_by_processes,
+);
 
 /// Limit 5/min, two broker processes on one Redis: the 6th request in the
 /// minute is refused whichever process gets it; another IP has its own count.
-#[actix_web::test]
-async fn rate_limit_is_shared_by_processes() {
-    let app = spawn_app_with(Backend::Redis, |c| {
+async fn rate_limit_is_shared_by_processes(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
         c.http.trusted_proxies = vec!["127.0.0.1".into()]
     })
     .await;

@@ -4,11 +4,13 @@
 
 mod fixture;
 mod helpers;
+mod redis_cluster;
 mod redis_server;
 mod upstream;
 
 mod admin;
 mod auth;
+mod cluster;
 mod console;
 mod corrupt_store;
 mod cors;

@@ -226,9 +226,8 @@ fn values<'a>(recorded: &'a Recorded, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
-#[actix_web::test]
-async fn nginx_auth_request_allows_rejects_and_honours_revocation() {
-    let app = helpers::spawn_app(Backend::Redis).await;
+async fn nginx_auth_request_allows_rejects_and_honours_revocation(backend: Backend) {
+    let app = helpers::spawn_app(backend).await;
     let upstream = TestUpstream::start();
     // The instance has `search` only; nginx serves `search` and `chat`.
     let created = app
@@ -385,3 +384,8 @@ async fn nginx_auth_request_allows_rejects_and_honours_revocation() {
     upstream.stop().await;
     app.stop().await;
 }
+
+crate::every_backend!(;
+    shared:
+    nginx_auth_request_allows_rejects_and_honours_revocation,
+);

@@ -103,10 +103,7 @@ impl RedisServer {
     /// that never happened); panics unless exactly one matches.
     pub fn delete_the_key_matching(&self, pattern: &str) {
         let keys = self.command(&["KEYS", pattern]);
-        let found: Vec<&str> = keys
-            .lines()
-            .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
-            .collect();
+        let found = resp_strings(&keys);
         assert_eq!(found.len(), 1, "keys matching {pattern}: {keys}");
         assert!(
             self.command(&["DEL", found[0]]).starts_with(":1"),
@@ -117,29 +114,43 @@ impl RedisServer {
 
     /// Runs a command with a raw RESP client and returns the reply as text.
     pub fn command(&self, args: &[&str]) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("redis connect");
-        stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
-        let mut request = format!("*{}\r\n", args.len());
-        for a in args {
-            request.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
-        }
-        stream.write_all(request.as_bytes()).expect("redis write");
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 65536];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    reply.extend_from_slice(&buf[..n]);
-                    if resp_complete(&reply) {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        String::from_utf8_lossy(&reply).into_owned()
+        command_on(self.port, args).expect("redis connect")
     }
+}
+
+/// Runs a command on the server at `port` with a raw RESP client; the reply
+/// as text, or `None` when nothing answers there.
+pub fn command_on(port: u16, args: &[&str]) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    let mut request = format!("*{}\r\n", args.len());
+    for a in args {
+        request.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
+    }
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                if resp_complete(&reply) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// The elements of a flat RESP array reply (such as `KEYS`'s), in order.
+pub fn resp_strings(reply: &str) -> Vec<&str> {
+    reply
+        .lines()
+        .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+        .collect()
 }
 
 fn resp_complete(data: &[u8]) -> bool {
@@ -170,7 +181,7 @@ fn resp_complete(data: &[u8]) -> bool {
     parse(data, 0).is_some()
 }
 
-fn redis_ping(port: u16) -> bool {
+pub fn redis_ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::helpers::{claims_of, spawn_app, spawn_app_with, Backend, Body};
 
 async fn refresh_keeps_the_session_and_changes_the_jti(backend: Backend) {
@@ -168,7 +168,7 @@ async fn apis_lists_the_products(backend: Backend) {
         .assert_error(403, "instance_mismatch");
 }
 
-both_backends!(
+every_backend!(
     refresh_keeps_the_session_and_changes_the_jti,
     refresh_accepts_an_empty_body_of_any_type,
     refresh_refuses_bad_tokens,
@@ -177,15 +177,16 @@ both_backends!(
     refresh_stops_when_the_secret_is_revoked,
     refresh_stops_at_the_maximum_session_lifetime,
     browser_tokens_refresh_only_from_their_origin,
-    apis_lists_the_products,
+    apis_lists_the_products;
+    shared:
+    refresh_refuses_a_revoked_credential_even_without_its_revocation_entry,
 );
 
 /// Revoking a secret writes its status and then lists its tokens as revoked.
 /// Should the second write be lost, refresh still refuses to extend a session
 /// of a revoked credential.
-#[actix_web::test]
-async fn refresh_refuses_a_revoked_credential_even_without_its_revocation_entry() {
-    let app = spawn_app(Backend::Redis).await;
+async fn refresh_refuses_a_revoked_credential_even_without_its_revocation_entry(backend: Backend) {
+    let app = spawn_app(backend).await;
     let (created, token) = app.server_token().await;
     let path = format!(
         "/admin/v1/instances/{}/secrets/{}",

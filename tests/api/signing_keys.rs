@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use keybroker::clock::Clock;
 use serde_json::{json, Value};
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::Fixture;
 use crate::helpers::{spawn_app, spawn_app_with, Backend, Reply, TestApp};
 
@@ -167,19 +167,25 @@ async fn a_token_of_an_unknown_key_is_an_invalid_token(backend: Backend) {
         .assert_error(401, "invalid_token");
 }
 
-both_backends!(
+every_backend!(
     a_rotation_publishes_the_next_key_before_it_signs,
     an_immediate_rotation_kills_the_old_key_s_tokens,
     the_jwks_revalidates_with_a_strong_etag,
-    a_token_of_an_unknown_key_is_an_invalid_token,
+    a_token_of_an_unknown_key_is_an_invalid_token;
+    shared:
+    a_rotation_through_one_process_reaches_the_other,
+    start_up_refuses_a_ring_it_cannot_use,
+    processes_racing_on_an_empty_ring_agree_on_one_key,
+    two_rotations_under_load_fail_no_verification,
+    a_corrupt_ring_entry_fails_the_key_routes_closed,
+    an_immediate_rotation_holds_on_a_process_whose_feed_was_cut,
 );
 
 /// Two processes on one Redis: a routine rotation through A is known to B
 /// before the new key signs, and an immediate one kills the old key's tokens
 /// on B too.
-#[actix_web::test]
-async fn a_rotation_through_one_process_reaches_the_other() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+async fn a_rotation_through_one_process_reaches_the_other(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
     let b = w.app.spawn_peer().await;
     let old = kid_of(w.token());
 
@@ -243,9 +249,8 @@ async fn a_rotation_through_one_process_reaches_the_other() {
 /// The ring's start-up checks: Redis without a key-encryption key, a wrong
 /// key-encryption key on an existing ring, a JWKS max-age not shorter than
 /// the publish lead; and processes racing on an empty ring agree on one key.
-#[actix_web::test]
-async fn start_up_refuses_a_ring_it_cannot_use() {
-    let w = spawn_app(Backend::Redis).await;
+async fn start_up_refuses_a_ring_it_cannot_use(backend: Backend) {
+    let w = spawn_app(backend).await;
 
     let mut settings = w.settings.clone();
     settings.signing.key_encryption_key = None;
@@ -283,23 +288,16 @@ async fn start_up_refuses_a_ring_it_cannot_use() {
     assert!(err.contains("signing.jwks_max_age_seconds"), "{err}");
 }
 
-#[actix_web::test]
-async fn processes_racing_on_an_empty_ring_agree_on_one_key() {
-    let redis = crate::redis_server::RedisServer::start();
-    let url = redis.url();
-    let redis = std::sync::Arc::new(std::sync::Mutex::new(redis));
+async fn processes_racing_on_an_empty_ring_agree_on_one_key(backend: Backend) {
+    let store = crate::helpers::SharedStore::new(backend).expect("a shared store");
     let mut apps = Vec::new();
     for _ in 0..2 {
-        apps.push(crate::helpers::spawn_app_on_redis_with(
-            redis.clone(),
-            url.clone(),
-            |s| {
-                // Each process would seed the ring with its own key.
-                s.signing.key_pem = Some(keybroker::config::Sensitive::new(
-                    keybroker::tokens::generate_pkcs8_pem(),
-                ));
-            },
-        ));
+        apps.push(crate::helpers::spawn_app_on(store.clone(), |s| {
+            // Each process would seed the ring with its own key.
+            s.signing.key_pem = Some(keybroker::config::Sensitive::new(
+                keybroker::tokens::generate_pkcs8_pem(),
+            ));
+        }));
     }
     let apps = futures_util::future::join_all(apps).await;
     let lists = futures_util::future::join_all(
@@ -401,9 +399,8 @@ async fn mint_and_verify(
 /// Two processes on one Redis under continuous load, one task minting on A
 /// and verifying on B, the other the reverse, with two routine rotations
 /// during the run: not one verification fails, nothing answers 5xx.
-#[actix_web::test]
-async fn two_rotations_under_load_fail_no_verification() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+async fn two_rotations_under_load_fail_no_verification(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
     let b = w.app.spawn_peer().await;
     let stop = std::sync::atomic::AtomicBool::new(false);
     let rotations = async {
@@ -450,12 +447,12 @@ async fn two_rotations_under_load_fail_no_verification() {
 /// A ring entry that does not parse: the key routes fail closed with 503
 /// (never a 500, never a new ring), and this process keeps signing and
 /// verifying with the keys it had.
-#[actix_web::test]
-async fn a_corrupt_ring_entry_fails_the_key_routes_closed() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+async fn a_corrupt_ring_entry_fails_the_key_routes_closed(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend).await).await;
+    let ring = format!("{}:{{ring}}:keys", w.app.key_prefix());
     w.app
         .redis()
-        .command(&["HSET", "kb:{ring}:keys", "garbage", "{not json"]);
+        .command(&["HSET", &ring, "garbage", "{not json"]);
     w.app
         .admin("GET", "/admin/v1/signing-keys", None)
         .await
@@ -472,10 +469,10 @@ async fn a_corrupt_ring_entry_fails_the_key_routes_closed() {
 /// A leaked key while B's feed is cut: B hears nothing of the rotation and
 /// keeps its ring for up to 30 s, yet refuses the old key's tokens on its
 /// very next request, on every route, because they joined the revocation
-/// lists it reads from Redis.
-#[actix_web::test]
-async fn an_immediate_rotation_holds_on_a_process_whose_feed_was_cut() {
-    let w = Fixture::with_products(spawn_app(Backend::Redis).await).await;
+/// lists it reads from Redis. (On a cluster of its own: it cuts every
+/// process's subscriptions.)
+async fn an_immediate_rotation_holds_on_a_process_whose_feed_was_cut(backend: Backend) {
+    let w = Fixture::with_products(spawn_app(backend.own()).await).await;
     let b = crate::feed::peer_with_a_warm_view(&w).await;
     assert_eq!(check_on(&b, &w, w.token(), true).await, 200);
     let reply = w

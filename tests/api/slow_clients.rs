@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::helpers::{spawn_app_with, Backend, TestApp, ADMIN_TOKEN};
 
 const BOUND_MS: u64 = 600;
@@ -156,7 +156,7 @@ async fn a_trickled_request_head_is_cut_off(backend: Backend) {
     assert_eq!(app.get("/healthz").await.status, 200);
 }
 
-both_backends!(
+every_backend!(
     a_trickled_admin_body_is_cut_off_and_creates_nothing,
     a_trickled_auth_body_is_cut_off,
     a_trickled_request_head_is_cut_off,

@@ -10,7 +10,7 @@ use keybroker::tokens::{Claims, TokenService};
 use ring::signature::Ed25519KeyPair;
 use serde_json::{json, Value};
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::Fixture;
 use crate::helpers::{claims_of, signing_key_pem, spawn_app, Backend};
 
@@ -109,7 +109,7 @@ async fn a_token_with_a_critical_header_is_refused(backend: Backend) {
     }
 }
 
-both_backends!(
+every_backend!(
     a_token_dated_in_the_future_is_refused,
     a_token_with_a_critical_header_is_refused,
 );

@@ -5,9 +5,9 @@
 
 use serde_json::json;
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::Fixture;
-use crate::helpers::{spawn_app, spawn_app_on_redis, spawn_app_with, Backend, Reply, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, Backend, Reply, TestApp};
 
 /// The broker's own port.
 fn port_of(app: &TestApp) -> u16 {
@@ -173,9 +173,9 @@ async fn a_name_that_resolves_to_the_broker_itself_is_not_proxied(backend: Backe
 /// `allow_private`) is held to the policy of the broker that proxies.
 async fn a_stored_upstream_is_held_to_the_proxying_broker_s_policy(backend: Backend) {
     let open = spawn_app_with(backend, |s| s.upstreams.allow_private = true).await;
-    let redis = open.redis.clone().expect("a Redis backend");
-    let url = open.redis().url();
-    let strict = spawn_app_on_redis(redis, url).await;
+    let strict = open
+        .spawn_peer_with(|s| s.upstreams.allow_private = false)
+        .await;
     let w = Fixture::bare(open).await;
     let upstream = format!("http://127.0.0.1:{}/x", port_of(&strict));
     let reply = create(&w, "back", &upstream).await;
@@ -191,25 +191,10 @@ async fn a_stored_upstream_is_held_to_the_proxying_broker_s_policy(backend: Back
         .assert_error(502, "upstream_unavailable");
 }
 
-both_backends!(
+every_backend!(
     link_local_numeric_and_own_upstreams_are_refused,
-    allow_private_lets_link_local_and_own_upstreams_through,
+    allow_private_lets_link_local_and_own_upstreams_through;
+    shared:
+    a_stored_upstream_is_held_to_the_proxying_broker_s_policy,
+    a_name_that_resolves_to_the_broker_itself_is_not_proxied,
 );
-
-mod redis_only {
-    #[actix_web::test]
-    async fn a_stored_upstream_is_held_to_the_proxying_broker_s_policy() {
-        super::a_stored_upstream_is_held_to_the_proxying_broker_s_policy(
-            crate::helpers::Backend::Redis,
-        )
-        .await
-    }
-
-    #[actix_web::test]
-    async fn a_name_that_resolves_to_the_broker_itself_is_not_proxied() {
-        super::a_name_that_resolves_to_the_broker_itself_is_not_proxied(
-            crate::helpers::Backend::Redis,
-        )
-        .await
-    }
-}

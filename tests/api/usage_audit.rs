@@ -3,7 +3,7 @@
 use keybroker::clock::Clock;
 use serde_json::{json, Value};
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::{start_of_a_minute, Fixture};
 use crate::helpers::{spawn_app, spawn_app_with, Backend};
 
@@ -318,7 +318,7 @@ async fn huge_audit_offsets_read_nothing(backend: Backend) {
         .assert_error(400, "invalid_query");
 }
 
-both_backends!(
+every_backend!(
     usage_series_counts_per_minute_and_hour,
     usage_series_takes_any_i64_range,
     huge_audit_offsets_read_nothing,

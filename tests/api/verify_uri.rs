@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use crate::both_backends;
+use crate::every_backend;
 use crate::fixture::Fixture;
 use crate::helpers::{spawn_app_with, Backend, Reply};
 
@@ -108,7 +108,7 @@ async fn by_default_only_the_original_uri_counts(backend: Backend) {
     only_one_family_counts(&Fixture::bare(app).await, &ORIGINAL, &FORWARDED).await;
 }
 
-both_backends!(
+every_backend!(
     behind_traefik_only_the_forwarded_uri_counts,
     by_default_only_the_original_uri_counts,
 );
