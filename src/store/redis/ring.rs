@@ -67,11 +67,18 @@ pub(super) async fn write(
         .saturating_sub(1);
     pipe.lpush(&log, audit).ignore();
     pipe.ltrim(&log, 0, last).ignore();
-    pipe.publish(store.revocations_channel(), RING_PAYLOAD)
-        .ignore();
     let mut conn = store.conn()?;
     pipe.query_async::<()>(&mut conn)
         .await
         .map_err(unavailable)?;
-    store.durable(&mut conn, &key).await
+    store.durable(&mut conn, &key).await?;
+    // Announced after the transaction, not in it: a cluster connection
+    // routes `PUBLISH` by its channel's slot, which is not `{ring}`'s, and
+    // refuses a transaction that spans two. A lost announcement costs only
+    // time: every process also rereads the ring on its own.
+    let _: i64 = conn
+        .publish(store.revocations_channel(), RING_PAYLOAD)
+        .await
+        .map_err(unavailable)?;
+    Ok(())
 }
