@@ -21,10 +21,9 @@ use crate::store::{Store, StoreError};
 /// What a store talks to.
 #[derive(Clone)]
 pub(super) enum Target {
-    Node {
-        client: redis::Client,
-        config: ConnectionManagerConfig,
-    },
+    /// Boxed: the node's client and configuration are some 300 bytes, the
+    /// cluster's handle 8.
+    Node(Box<(redis::Client, ConnectionManagerConfig)>),
     Cluster(Arc<Cluster>),
 }
 
@@ -84,7 +83,7 @@ impl RedisStore {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        Self::checked(Target::Node { client, config }, prefix, timeout).await
+        Self::checked(Target::Node(Box::new((client, config))), prefix, timeout).await
     }
 
     /// Connects to a Redis Cluster through its seed nodes (SPEC §13); see
@@ -126,10 +125,13 @@ impl RedisStore {
                 return Ok(conn.clone());
             }
             let conn = match &self.target {
-                Target::Node { client, config } => Conn::Node(
-                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                        .map_err(unavailable)?,
-                ),
+                Target::Node(node) => {
+                    let (client, config) = &**node;
+                    Conn::Node(
+                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                            .map_err(unavailable)?,
+                    )
+                }
                 Target::Cluster(cluster) => Conn::Cluster(cluster.connection()),
             };
             connections.insert(self.id, conn.clone());
@@ -151,7 +153,7 @@ impl RedisStore {
     /// seed node of the cluster in turn.
     pub(super) fn pubsub_client(&self) -> redis::Client {
         match &self.target {
-            Target::Node { client, .. } => client.clone(),
+            Target::Node(node) => node.0.clone(),
             Target::Cluster(cluster) => cluster.next_pubsub_client(),
         }
     }
