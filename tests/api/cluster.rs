@@ -160,11 +160,13 @@ where
 /// Every acknowledged secret opens a token and every acknowledged
 /// revocation holds, on `app`.
 async fn every_acknowledged_write_holds(app: &TestApp, w: &Fixture, run: &Run) {
-    for secret in run.secrets.lock().unwrap().clone() {
+    let secrets = run.secrets.lock().unwrap().clone();
+    for secret in secrets {
         let reply = app.auth_with_secret(&w.created.api_key, &secret).await;
         assert_eq!(reply.status, 200, "an acknowledged secret: {}", reply.text);
     }
-    for token in run.revoked.lock().unwrap().clone() {
+    let revoked = run.revoked.lock().unwrap().clone();
+    for token in revoked {
         let request = app
             .client
             .get(app.url("/prod/search/v1/search"))
@@ -190,6 +192,17 @@ async fn a_primary_s_failover_under_load_loses_no_acknowledged_write() {
         prefix: prefix.clone(),
     };
     let w = Fixture::with_products(spawn_app_on(store, |_| {}).await).await;
+    // The load is not to meet the product's rate limit.
+    let upstream = format!("{}/api", w.upstream.base);
+    let reply = w
+        .app
+        .admin(
+            "PATCH",
+            &format!("/admin/v1/instances/{}", w.created.id),
+            Some(json!({"products": {"search": {"upstream": upstream, "rate_limit_per_minute": 1_000_000}}})),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
     let target = Target {
         base: w.app.address.clone(),
         instance: w.created.id.clone(),
@@ -294,8 +307,13 @@ async fn a_primary_s_failover_under_load_loses_no_acknowledged_write() {
     let peer = w.app.spawn_peer().await;
     every_acknowledged_write_holds(&peer, &w, &run).await;
     let unavailable = live.iter().filter(|a| a.status == 503).count();
+    let last_503 = live
+        .iter()
+        .filter(|a| a.status == 503)
+        .map(|a| a.at.saturating_duration_since(killed_at))
+        .max();
     eprintln!(
-        "failover: {} gateway requests ({unavailable} answered 503), {} secrets and {} revocations acknowledged ({} and {} before the kill)",
+        "failover: {} gateway requests ({unavailable} answered 503, the last {last_503:?} after the kill), {} secrets and {} revocations acknowledged ({} and {} before the kill)",
         live.len(),
         run.secrets.lock().unwrap().len(),
         run.revoked.lock().unwrap().len(),
