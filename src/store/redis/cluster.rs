@@ -35,8 +35,8 @@ use std::time::Duration;
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
+use redis::io::tcp::TcpSettings;
 
-use super::connection::tcp_settings;
 use super::unavailable;
 use crate::store::StoreError;
 
@@ -54,9 +54,15 @@ pub(super) fn replica_wait(timeout: Duration) -> Duration {
 }
 
 impl Cluster {
-    pub(super) fn new(nodes: &[String], timeout: Duration) -> Result<Self, StoreError> {
+    /// `tcp` comes from `connection.rs`, which owns how every connection is
+    /// made (and imports this module).
+    pub(super) fn new(
+        nodes: &[String],
+        timeout: Duration,
+        tcp: TcpSettings,
+    ) -> Result<Self, StoreError> {
         let client = ClusterClientBuilder::new(nodes.to_vec())
-            .tcp_settings(tcp_settings())
+            .tcp_settings(tcp)
             .connection_timeout(timeout)
             .response_timeout(timeout)
             // A request must fail within the store timeout when its slot has

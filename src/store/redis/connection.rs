@@ -93,7 +93,7 @@ impl RedisStore {
         prefix: &str,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let cluster = Cluster::new(nodes, timeout)?;
+        let cluster = Cluster::new(nodes, timeout, tcp_settings())?;
         Self::checked(Target::Cluster(Arc::new(cluster)), prefix, timeout).await
     }
 
