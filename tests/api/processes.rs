@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::{
-    claims_of, free_port, signing_key_pem, temp_dir, ADMIN_TOKEN, KEY_ENCRYPTION_KEY, PEPPER,
+    claims_of, free_port, signing_key_pem, temp_dir, Backend, ADMIN_TOKEN, KEY_ENCRYPTION_KEY,
+    PEPPER,
 };
+use crate::redis_cluster::RedisCluster;
 use crate::redis_server::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keybroker");
@@ -120,6 +122,33 @@ fn production_env(port: u16, redis_url: String) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The settings of a production broker on a store of `backend` (a new
+/// `redis-server`, kept alive by the returned value, or a new key prefix on
+/// the shared cluster).
+fn env_on(backend: Backend) -> (Option<RedisServer>, Vec<(&'static str, String)>) {
+    let port = free_port();
+    match backend {
+        Backend::Redis => {
+            let redis = RedisServer::start();
+            let env = production_env(port, redis.url());
+            (Some(redis), env)
+        }
+        _ => {
+            let mut env = production_env(port, String::new());
+            env.retain(|(k, _)| *k != "KEYBROKER_REDIS_URL");
+            env.push((
+                "KEYBROKER_REDIS_CLUSTER_NODES",
+                RedisCluster::shared().seeds(),
+            ));
+            env.push((
+                "KEYBROKER_REDIS_KEY_PREFIX",
+                format!("t{}", uuid::Uuid::new_v4().simple()),
+            ));
+            (None, env)
+        }
+    }
+}
+
 async fn start(envs: &[(&str, String)]) -> Broker {
     let port = envs
         .iter()
@@ -173,13 +202,21 @@ fn start_up_refuses_missing_or_weak_settings() {
     env.push(("KEYBROKER_LISTEN", "127.0.0.1:0".into()));
     let err = refused(&env);
     assert!(err.contains("Redis"), "{err}");
+
+    // One store only: a Redis URL and cluster nodes together are refused.
+    env.push((
+        "KEYBROKER_REDIS_CLUSTER_NODES",
+        format!("redis://127.0.0.1:{}", free_port()),
+    ));
+    let err = refused(&env);
+    assert!(
+        err.contains("KEYBROKER_REDIS_URL") && err.contains("KEYBROKER_REDIS_CLUSTER_NODES"),
+        "{err}"
+    );
 }
 
-#[actix_web::test]
-async fn a_new_process_on_the_same_redis_keeps_every_credential() {
-    let redis = RedisServer::start();
-    let port = free_port();
-    let env = production_env(port, redis.url());
+async fn a_new_process_on_the_same_redis_keeps_every_credential(backend: Backend) {
+    let (_redis, env) = env_on(backend);
     let client = awc::Client::default();
 
     let first = start(&env).await;
@@ -301,10 +338,8 @@ async fn the_demo_works_end_to_end() {
 
 /// `keybroker keys list|rotate` on the command line, against the ring a
 /// running broker uses: the broker learns of the rotation without a restart.
-#[actix_web::test]
-async fn the_key_commands_rotate_the_ring_a_running_broker_uses() {
-    let redis = RedisServer::start();
-    let env = production_env(free_port(), redis.url());
+async fn the_key_commands_rotate_the_ring_a_running_broker_uses(backend: Backend) {
+    let (_redis, env) = env_on(backend);
     let broker = start(&env).await;
     let keys = |args: &[&str]| {
         let out = command(&env)
@@ -360,3 +395,9 @@ async fn the_key_commands_rotate_the_ring_a_running_broker_uses() {
     let listed: serde_json::Value = listed.json().await.unwrap();
     assert_eq!(listed["audit"][0]["actor"], json!("cli"), "{listed}");
 }
+
+crate::every_backend!(;
+    shared:
+    a_new_process_on_the_same_redis_keeps_every_credential,
+    the_key_commands_rotate_the_ring_a_running_broker_uses,
+);
