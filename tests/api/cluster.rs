@@ -234,6 +234,11 @@ async fn a_primary_s_failover_under_load_loses_no_acknowledged_write() {
     actix_web::rt::time::sleep_until((recovered_by + Duration::from_secs(1)).into()).await;
     let promoted = cluster.primary_of(&slot_key);
     assert_ne!(promoted, killed, "no replica took over the slot");
+    // What was acknowledged so far holds on the promoted replica alone, as
+    // a process with cold caches reads it.
+    let cold = w.app.spawn_peer().await;
+    every_acknowledged_write_holds(&cold, &w, &run).await;
+    cold.stop().await;
 
     // Without a replica, the promoted primary cannot acknowledge a durable
     // write; the killed node comes back, as a supervisor would restart it,
