@@ -22,7 +22,7 @@ use crate::store::{Store, StoreError};
 #[derive(Clone)]
 pub(super) enum Target {
     Node {
-        client: redis::Client,
+        client: Box<redis::Client>,
         config: ConnectionManagerConfig,
     },
     Cluster(Arc<Cluster>),
@@ -84,7 +84,15 @@ impl RedisStore {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        Self::checked(Target::Node { client, config }, prefix, timeout).await
+        Self::checked(
+            Target::Node {
+                client: Box::new(client),
+                config,
+            },
+            prefix,
+            timeout,
+        )
+        .await
     }
 
     /// Connects to a Redis Cluster through its seed nodes (SPEC §13); see
@@ -127,7 +135,7 @@ impl RedisStore {
             }
             let conn = match &self.target {
                 Target::Node { client, config } => Conn::Node(
-                    ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                    ConnectionManager::new_lazy_with_config((**client).clone(), config.clone())
                         .map_err(unavailable)?,
                 ),
                 Target::Cluster(cluster) => Conn::Cluster(cluster.connection()),
@@ -151,7 +159,7 @@ impl RedisStore {
     /// seed node of the cluster in turn.
     pub(super) fn pubsub_client(&self) -> redis::Client {
         match &self.target {
-            Target::Node { client, .. } => client.clone(),
+            Target::Node { client, .. } => (**client).clone(),
             Target::Cluster(cluster) => cluster.next_pubsub_client(),
         }
     }
@@ -164,4 +172,23 @@ pub(super) async fn ping(store: &RedisStore) -> Result<(), StoreError> {
         .await
         .map_err(unavailable)?;
     Ok(())
+}
+
+#[cfg(test)]
+impl RedisStore {
+    /// A store that never connects: for tests of key names.
+    pub(super) fn unconnected(prefix: &str) -> Self {
+        let client = redis::Client::open("redis://127.0.0.1:1/").expect("a valid URL");
+        RedisStore {
+            target: Target::Node {
+                client: Box::new(client),
+                config: ConnectionManagerConfig::new(),
+            },
+            timeout: Duration::from_secs(1),
+            id: u64::MAX,
+            prefix: prefix.to_owned(),
+            scripts: Scripts::load(),
+            skipped_instances: Arc::default(),
+        }
+    }
 }

@@ -60,6 +60,8 @@ mod keys;
 mod revocations;
 mod ring;
 mod scripts;
+#[cfg(test)]
+mod slots;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
