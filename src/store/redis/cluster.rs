@@ -36,9 +36,9 @@ use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
 
-use super::connection::tcp_settings;
 use super::unavailable;
 use crate::store::StoreError;
+use redis::io::tcp::TcpSettings;
 
 pub(super) struct Cluster {
     client: redis::cluster::ClusterClient,
@@ -46,6 +46,13 @@ pub(super) struct Cluster {
     /// The seed nodes, for the revocation feed's subscription.
     seeds: Vec<redis::Client>,
     next_seed: AtomicUsize,
+}
+
+/// Commands are small and latency-bound: Nagle's algorithm would hold them
+/// back waiting for ACKs (tens of milliseconds at moderate load). For a
+/// single node's connections too.
+pub(super) fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
 }
 
 /// How long a durable write waits for a replica before it answers 503.

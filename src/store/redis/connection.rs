@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::io::tcp::TcpSettings;
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 
-use super::cluster::Cluster;
+use super::cluster::{tcp_settings, Cluster};
 use super::scripts::Scripts;
 use super::{unavailable, RedisStore};
 use crate::store::{Store, StoreError};
@@ -62,12 +61,6 @@ impl ConnectionLike for Conn {
             Conn::Cluster(conn) => conn.get_db(),
         }
     }
-}
-
-/// Commands are small and latency-bound: Nagle's algorithm would hold them
-/// back waiting for ACKs (tens of milliseconds at moderate load).
-pub(super) fn tcp_settings() -> TcpSettings {
-    TcpSettings::default().set_nodelay(true)
 }
 
 impl RedisStore {
