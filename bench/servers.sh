@@ -80,7 +80,7 @@ start_cluster() {
     port=$picked
     mkdir "$tmp/cluster-$i"
     redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-      --cluster-enabled yes --cluster-node-timeout 2000 \
+      --cluster-enabled yes --cluster-node-timeout 2000 --cluster-require-full-coverage no \
       --cluster-config-file "$tmp/cluster-$i/nodes.conf" \
       --dir "$tmp/cluster-$i" >"$tmp/cluster-$i.log" 2>&1 &
     pids+=($!)

@@ -34,7 +34,10 @@ use std::time::Duration;
 
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, Slot,
+    SlotAddr,
+};
 
 use super::unavailable;
 use crate::store::StoreError;
@@ -121,6 +124,21 @@ impl Cluster {
                 wait.as_millis()
             )));
         }
+        Ok(())
+    }
+
+    /// Reachable while any primary answers: a broker whose cluster lost
+    /// one primary still serves every other slot, so it stays ready (a
+    /// readiness probe failing on every broker at once would turn a
+    /// failover's partial 503s into a full outage).
+    pub(super) async fn ping(conn: &mut ClusterConnection) -> Result<(), StoreError> {
+        let routing = RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllMasters,
+            Some(ResponsePolicy::OneSucceeded),
+        ));
+        conn.route_command(redis::cmd("PING"), routing)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 

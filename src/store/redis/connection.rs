@@ -160,6 +160,9 @@ impl RedisStore {
 
 pub(super) async fn ping(store: &RedisStore) -> Result<(), StoreError> {
     let mut conn = store.conn()?;
+    if let Conn::Cluster(conn) = &mut conn {
+        return Cluster::ping(conn).await;
+    }
     let _: String = redis::cmd("PING")
         .query_async(&mut conn)
         .await
