@@ -10,7 +10,8 @@
 //! - **Durable writes wait for a replica.** Instances, credentials, domain
 //!   keys, experiences, revocations and the signing-key ring are
 //!   acknowledged only once `WAIT 1` says one replica has them (bounded by
-//!   [`replica_wait`]; past it the write answers 503 and says so). A failover
+//!   [`replica_wait`]; past it the write answers 503 and says so; see
+//!   `durable.rs`). A failover
 //!   promotes a replica, so an acknowledged write survives it. Counters
 //!   (rate limits, usage, last use, audit) do not wait: a failover may lose
 //!   their last moments of increments, never more than what the primary had
@@ -34,10 +35,7 @@ use std::time::Duration;
 
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{
-    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, Slot,
-    SlotAddr,
-};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 
 use super::unavailable;
 use crate::store::StoreError;
@@ -96,35 +94,6 @@ impl Cluster {
             .set_connection_timeout(self.timeout)
             .set_response_timeout(self.timeout);
         self.client.get_pending_async_connection_with_config(config)
-    }
-
-    /// `WAIT 1` on the primary that owns `key`'s slot, over the same
-    /// connection the write went through (the cluster connection keeps one
-    /// per node), so it covers that write.
-    pub(super) async fn wait(
-        &self,
-        conn: &mut ClusterConnection,
-        key: &str,
-    ) -> Result<(), StoreError> {
-        let wait = replica_wait(self.timeout);
-        let mut cmd = redis::cmd("WAIT");
-        cmd.arg(1)
-            .arg(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
-        let route = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-        let value = conn
-            .route_command(cmd, routing)
-            .await
-            .map_err(unavailable)?;
-        let replicas: i64 =
-            redis::from_redis_value(value).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        if replicas < 1 {
-            return Err(StoreError::Unavailable(format!(
-                "no replica confirmed the write within {} ms: it may be lost in a failover, so it is not acknowledged; retry it",
-                wait.as_millis()
-            )));
-        }
-        Ok(())
     }
 
     /// Reachable while any primary answers: a broker whose cluster lost

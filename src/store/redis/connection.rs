@@ -138,16 +138,6 @@ impl RedisStore {
         })
     }
 
-    /// Returns once the write just made to `key`'s slot is kept by a replica
-    /// as well (`WAIT`), on a cluster; at once on a single node. A write that
-    /// must survive a failover is acknowledged only after this.
-    pub(super) async fn durable(&self, conn: &mut Conn, key: &str) -> Result<(), StoreError> {
-        match (&self.target, conn) {
-            (Target::Cluster(cluster), Conn::Cluster(conn)) => cluster.wait(conn, key).await,
-            _ => Ok(()),
-        }
-    }
-
     /// A client for a dedicated pub/sub connection: the node, or the next
     /// seed node of the cluster in turn.
     pub(super) fn pubsub_client(&self) -> redis::Client {

@@ -67,6 +67,7 @@ mod cluster;
 mod connection;
 mod counters;
 mod credentials;
+mod durable;
 mod feed;
 mod gateway;
 mod instances;
@@ -138,6 +139,14 @@ fn script_failed(e: redis::RedisError) -> StoreError {
     match e.code() {
         Some("CORRUPT") => corrupt(e.detail().unwrap_or("a script read corrupt data")),
         _ => unavailable(e),
+    }
+}
+
+/// The integer a script or command answered first.
+fn first_int(replies: &[redis::Value]) -> Result<i64, StoreError> {
+    match replies.first() {
+        Some(redis::Value::Int(n)) => Ok(*n),
+        other => Err(corrupt(format!("expected an integer reply, got {other:?}"))),
     }
 }
 
