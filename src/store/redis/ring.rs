@@ -61,10 +61,15 @@ pub(super) async fn write(
         .saturating_sub(1);
     commands.push(redis::Cmd::lpush(&log, audit));
     commands.push(redis::Cmd::ltrim(&log, 0, last));
-    commands.push(redis::Cmd::publish(
-        store.revocations_channel(),
-        RING_PAYLOAD,
-    ));
     store.write_durably(&key, commands, true).await?;
+    // Announced after the transaction, not in it: a cluster connection
+    // routes `PUBLISH` by its channel's slot, which is not `{ring}`'s, and
+    // refuses a transaction that spans two. A lost announcement costs only
+    // time: every process also rereads the ring on its own.
+    let mut conn = store.conn()?;
+    let _: i64 = conn
+        .publish(store.revocations_channel(), RING_PAYLOAD)
+        .await
+        .map_err(unavailable)?;
     Ok(())
 }
