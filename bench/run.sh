@@ -5,6 +5,9 @@
 #   ./bench/run.sh --smoke         CI's short run: debug build, 2 s per scenario,
 #                                  fails unless every scenario answered as expected
 #   ./bench/run.sh --json FILE     also write the table as JSON
+#   ./bench/run.sh --cluster       the store is a Redis Cluster of six nodes
+#                                  (three primaries, three replicas) instead
+#                                  of one redis-server
 #
 # It builds the broker and the bench examples, then starts, all on loopback
 # and on free ports, in a temporary directory removed at exit:
@@ -26,15 +29,17 @@ cd "$(dirname "$0")/.."
 export LC_ALL=C # decimal points in printf and awk
 
 usage() {
-  echo "usage: $0 [--smoke] [--json FILE]" >&2
+  echo "usage: $0 [--smoke] [--cluster] [--json FILE]" >&2
   exit 2
 }
 
 smoke=0
+cluster=0
 json_out=""
 while (($#)); do
   case "$1" in
     --smoke) smoke=1 ;;
+    --cluster) cluster=1 ;;
     --json)
       [ $# -ge 2 ] || usage
       json_out="$2"
@@ -124,7 +129,13 @@ die() {
 # shellcheck source=bench/servers.sh
 . bench/servers.sh
 run_secrets "$bin/keybroker"
-start_redis
+if ((cluster)); then
+  start_cluster
+  store_env=(KEYBROKER_REDIS_CLUSTER_NODES="$cluster_nodes")
+else
+  start_redis
+  store_env=(KEYBROKER_REDIS_URL="redis://127.0.0.1:$redis_port/")
+fi
 
 free_port
 port_a=$picked
@@ -138,7 +149,7 @@ start_broker() {
     KEYBROKER_LISTEN="127.0.0.1:$port" \
     KEYBROKER_PUBLIC_BASE_URL="$base_a" \
     KEYBROKER_WORKERS="$workers" \
-    KEYBROKER_REDIS_URL="redis://127.0.0.1:$redis_port/" \
+    "${store_env[@]}" \
     KEYBROKER_SIGNING_KEY_FILE="$tmp/signing.pem" \
     KEYBROKER_ADMIN_TOKEN="$admin_token" \
     KEYBROKER_PEPPER="$pepper" \
@@ -442,7 +453,11 @@ rotate=$tokens
 throughput memory 200 GET "$base_a/v1/verify" "" "$key_header" "$bearer" "$(verify_for memory)"
 hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$broker_a_pid/status")
 rss_mib=$(awk -v k="$hwm_kb" 'BEGIN { printf "%.1f", k / 1024 }')
-redis_mem=$(redis-cli -p "$redis_port" info memory | sed -n 's/^used_memory_human:\(.*\)\r*$/\1/p' | tr -d '\r')
+# used_memory of the one server, or summed over the cluster's primaries.
+redis_mem=$(for port in ${cluster_ports[@]+"${cluster_ports[@]}"} ${redis_port:-}; do
+  redis-cli -p "$port" info 2>/dev/null | tr -d '\r'
+done | awk -F: '/^role:/ { primary = ($2 == "master") } /^used_memory:/ && primary { b += $2 }
+  END { printf "%.1fM", b / 1048576 }')
 last=$((${#rows[@]} - 1))
 note=${rows[last]##*|}
 rows[last]="${rows[last]%|*}|VmHWM $rss_mib MiB ($hwm_note), $written revoked, redis $redis_mem${note:+; $note}"
@@ -454,6 +469,7 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD -- src Cargo.toml 2>/dev/null || commit+="+dirty"
 mode=full
 ((smoke)) && mode="smoke ($profile build)"
+((cluster)) && mode+=", Redis Cluster of 3 primaries + 3 replicas"
 
 {
   echo

@@ -66,3 +66,53 @@ start_redis() {
   done
   [ "$(redis-cli -p "$redis_port" ping 2>/dev/null || true)" = PONG ] || die "redis-server did not start"
 }
+
+# start_cluster: a Redis Cluster of six redis-servers without persistence
+# (three primaries, one replica each) on free ports, in `tmp`; sets
+# `cluster_nodes` (the seed list, comma-separated redis:// URLs) and
+# `cluster_ports`. Returns once every slot is served and every replica linked.
+start_cluster() {
+  local port addresses=()
+  cluster_ports=()
+  cluster_nodes=""
+  for i in 1 2 3 4 5 6; do
+    free_port
+    port=$picked
+    mkdir "$tmp/cluster-$i"
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+      --cluster-enabled yes --cluster-node-timeout 2000 --cluster-require-full-coverage no \
+      --cluster-config-file "$tmp/cluster-$i/nodes.conf" \
+      --dir "$tmp/cluster-$i" >"$tmp/cluster-$i.log" 2>&1 &
+    pids+=($!)
+    cluster_ports+=("$port")
+    addresses+=("127.0.0.1:$port")
+    cluster_nodes+="${cluster_nodes:+,}redis://127.0.0.1:$port"
+  done
+  for port in "${cluster_ports[@]}"; do
+    for _ in $(seq 100); do
+      [ "$(redis-cli -p "$port" ping 2>/dev/null || true)" = PONG ] && break
+      sleep 0.1
+    done
+  done
+  redis-cli --cluster create "${addresses[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$tmp/cluster-create.log" 2>&1 || die "redis-cli --cluster create failed: $(tail -n 5 "$tmp/cluster-create.log")"
+  for port in "${cluster_ports[@]}"; do
+    for _ in $(seq 200); do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && break
+      sleep 0.1
+    done
+    redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' ||
+      die "the cluster node on port $port did not reach cluster_state:ok"
+  done
+  # Durable writes wait for a replica (WAIT 1): every replica must be linked.
+  for port in "${cluster_ports[@]}"; do
+    for _ in $(seq 200); do
+      redis-cli -p "$port" info replication 2>/dev/null |
+        grep -Eq '^(connected_slaves:1|master_link_status:up)' && break
+      sleep 0.1
+    done
+    redis-cli -p "$port" info replication 2>/dev/null |
+      grep -Eq '^(connected_slaves:1|master_link_status:up)' ||
+      die "the cluster node on port $port has no linked replica or primary"
+  done
+}

@@ -324,6 +324,12 @@ impl ResponseError for ApiError {
                 tracing::warn!(error = %cause, "store unavailable");
                 self.to_string()
             }
+            ApiError::StoreUnavailable(cause @ StoreError::NotReplicated { .. }) => {
+                tracing::warn!(error = %cause, "a durable write was not acknowledged");
+                format!(
+                    "{cause}, so it is not acknowledged: it may or may not survive a failover; retry it"
+                )
+            }
             ApiError::StoreUnavailable(cause @ StoreError::Corrupt(_)) => {
                 tracing::error!(error = %cause, "stored data is corrupt; the request fails closed");
                 self.to_string()
@@ -387,6 +393,7 @@ mod tests {
         for cause in [
             StoreError::Corrupt("rev:all is not a whole number".into()),
             StoreError::Unavailable("connection refused".into()),
+            StoreError::NotReplicated { waited_ms: 1000 },
         ] {
             let response = ApiError::from(cause).error_response();
             assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -395,6 +402,23 @@ mod tests {
                 Some(&HeaderValue::from_static("1"))
             );
         }
+    }
+
+    #[test]
+    fn an_unconfirmed_durable_write_says_so() {
+        let message =
+            ApiError::from(StoreError::NotReplicated { waited_ms: 1000 }).error_response();
+        assert_eq!(message.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = actix_web::body::to_bytes(message.into_body());
+        let body = futures_util::FutureExt::now_or_never(body)
+            .expect("a JSON body is ready at once")
+            .expect("the body reads");
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("no replica confirmed the write within 1000 ms")
+                && text.contains("store_unavailable"),
+            "{text}"
+        );
     }
 
     #[test]

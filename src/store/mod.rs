@@ -132,6 +132,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A write that must survive a failover was made, but no replica
+    /// confirmed it in time (Redis Cluster): it is not acknowledged.
+    #[error("no replica confirmed the write within {waited_ms} ms")]
+    NotReplicated { waited_ms: u64 },
 }
 
 /// Receives what a store's revocation feed reports (see

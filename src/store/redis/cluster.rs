@@ -10,7 +10,8 @@
 //! - **Durable writes wait for a replica.** Instances, credentials, domain
 //!   keys, experiences, revocations and the signing-key ring are
 //!   acknowledged only once `WAIT 1` says one replica has them (bounded by
-//!   [`replica_wait`]; past it the write answers 503 and says so). A failover
+//!   [`replica_wait`]; past it the write answers 503 and says so; see
+//!   `durable.rs`). A failover
 //!   promotes a replica, so an acknowledged write survives it. Counters
 //!   (rate limits, usage, last use, audit) do not wait: a failover may lose
 //!   their last moments of increments, never more than what the primary had
@@ -34,11 +35,11 @@ use std::time::Duration;
 
 use redis::cluster::{ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
-use redis::io::tcp::TcpSettings;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
 
 use super::unavailable;
 use crate::store::StoreError;
+use redis::io::tcp::TcpSettings;
 
 pub(super) struct Cluster {
     client: redis::cluster::ClusterClient,
@@ -48,21 +49,22 @@ pub(super) struct Cluster {
     next_seed: AtomicUsize,
 }
 
+/// Commands are small and latency-bound: Nagle's algorithm would hold them
+/// back waiting for ACKs (tens of milliseconds at moderate load). For a
+/// single node's connections too.
+pub(super) fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
 /// How long a durable write waits for a replica before it answers 503.
 pub(super) fn replica_wait(timeout: Duration) -> Duration {
     timeout / 2
 }
 
 impl Cluster {
-    /// `tcp` comes from `connection.rs`, which owns how every connection is
-    /// made (and imports this module).
-    pub(super) fn new(
-        nodes: &[String],
-        timeout: Duration,
-        tcp: TcpSettings,
-    ) -> Result<Self, StoreError> {
+    pub(super) fn new(nodes: &[String], timeout: Duration) -> Result<Self, StoreError> {
         let client = ClusterClientBuilder::new(nodes.to_vec())
-            .tcp_settings(tcp)
+            .tcp_settings(tcp_settings())
             .connection_timeout(timeout)
             .response_timeout(timeout)
             // A request must fail within the store timeout when its slot has
@@ -94,32 +96,18 @@ impl Cluster {
         self.client.get_pending_async_connection_with_config(config)
     }
 
-    /// `WAIT 1` on the primary that owns `key`'s slot, over the same
-    /// connection the write went through (the cluster connection keeps one
-    /// per node), so it covers that write.
-    pub(super) async fn wait(
-        &self,
-        conn: &mut ClusterConnection,
-        key: &str,
-    ) -> Result<(), StoreError> {
-        let wait = replica_wait(self.timeout);
-        let mut cmd = redis::cmd("WAIT");
-        cmd.arg(1)
-            .arg(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
-        let route = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
-        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-        let value = conn
-            .route_command(cmd, routing)
+    /// Reachable while any primary answers: a broker whose cluster lost
+    /// one primary still serves every other slot, so it stays ready (a
+    /// readiness probe failing on every broker at once would turn a
+    /// failover's partial 503s into a full outage).
+    pub(super) async fn ping(conn: &mut ClusterConnection) -> Result<(), StoreError> {
+        let routing = RoutingInfo::MultiNode((
+            MultipleNodeRoutingInfo::AllMasters,
+            Some(ResponsePolicy::OneSucceeded),
+        ));
+        conn.route_command(redis::cmd("PING"), routing)
             .await
             .map_err(unavailable)?;
-        let replicas: i64 =
-            redis::from_redis_value(value).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        if replicas < 1 {
-            return Err(StoreError::Unavailable(format!(
-                "no replica confirmed the write within {} ms: it may be lost in a failover, so it is not acknowledged; retry it",
-                wait.as_millis()
-            )));
-        }
         Ok(())
     }
 

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::io::tcp::TcpSettings;
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, Value};
 
-use super::cluster::Cluster;
+use super::cluster::{tcp_settings, Cluster};
 use super::scripts::Scripts;
 use super::{unavailable, RedisStore};
 use crate::store::{Store, StoreError};
@@ -21,9 +20,10 @@ use crate::store::{Store, StoreError};
 /// What a store talks to.
 #[derive(Clone)]
 pub(super) enum Target {
-    /// Boxed: the node's client and configuration are some 300 bytes, the
-    /// cluster's handle 8.
-    Node(Box<(redis::Client, ConnectionManagerConfig)>),
+    Node {
+        client: Box<redis::Client>,
+        config: ConnectionManagerConfig,
+    },
     Cluster(Arc<Cluster>),
 }
 
@@ -63,12 +63,6 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// Commands are small and latency-bound: Nagle's algorithm would hold them
-/// back waiting for ACKs (tens of milliseconds at moderate load).
-pub(super) fn tcp_settings() -> TcpSettings {
-    TcpSettings::default().set_nodelay(true)
-}
-
 impl RedisStore {
     /// Connects to one Redis node and checks that it answers; fails fast
     /// when it does not.
@@ -83,7 +77,15 @@ impl RedisStore {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        Self::checked(Target::Node(Box::new((client, config))), prefix, timeout).await
+        Self::checked(
+            Target::Node {
+                client: Box::new(client),
+                config,
+            },
+            prefix,
+            timeout,
+        )
+        .await
     }
 
     /// Connects to a Redis Cluster through its seed nodes (SPEC §13); see
@@ -93,7 +95,7 @@ impl RedisStore {
         prefix: &str,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let cluster = Cluster::new(nodes, timeout, tcp_settings())?;
+        let cluster = Cluster::new(nodes, timeout)?;
         Self::checked(Target::Cluster(Arc::new(cluster)), prefix, timeout).await
     }
 
@@ -125,13 +127,10 @@ impl RedisStore {
                 return Ok(conn.clone());
             }
             let conn = match &self.target {
-                Target::Node(node) => {
-                    let (client, config) = &**node;
-                    Conn::Node(
-                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-                            .map_err(unavailable)?,
-                    )
-                }
+                Target::Node { client, config } => Conn::Node(
+                    ConnectionManager::new_lazy_with_config((**client).clone(), config.clone())
+                        .map_err(unavailable)?,
+                ),
                 Target::Cluster(cluster) => Conn::Cluster(cluster.connection()),
             };
             connections.insert(self.id, conn.clone());
@@ -139,21 +138,11 @@ impl RedisStore {
         })
     }
 
-    /// Returns once the write just made to `key`'s slot is kept by a replica
-    /// as well (`WAIT`), on a cluster; at once on a single node. A write that
-    /// must survive a failover is acknowledged only after this.
-    pub(super) async fn durable(&self, conn: &mut Conn, key: &str) -> Result<(), StoreError> {
-        match (&self.target, conn) {
-            (Target::Cluster(cluster), Conn::Cluster(conn)) => cluster.wait(conn, key).await,
-            _ => Ok(()),
-        }
-    }
-
     /// A client for a dedicated pub/sub connection: the node, or the next
     /// seed node of the cluster in turn.
     pub(super) fn pubsub_client(&self) -> redis::Client {
         match &self.target {
-            Target::Node(node) => node.0.clone(),
+            Target::Node { client, .. } => (**client).clone(),
             Target::Cluster(cluster) => cluster.next_pubsub_client(),
         }
     }
@@ -161,9 +150,31 @@ impl RedisStore {
 
 pub(super) async fn ping(store: &RedisStore) -> Result<(), StoreError> {
     let mut conn = store.conn()?;
+    if let Conn::Cluster(conn) = &mut conn {
+        return Cluster::ping(conn).await;
+    }
     let _: String = redis::cmd("PING")
         .query_async(&mut conn)
         .await
         .map_err(unavailable)?;
     Ok(())
+}
+
+#[cfg(test)]
+impl RedisStore {
+    /// A store that never connects: for tests of key names.
+    pub(super) fn unconnected(prefix: &str) -> Self {
+        let client = redis::Client::open("redis://127.0.0.1:1/").expect("a valid URL");
+        RedisStore {
+            target: Target::Node {
+                client: Box::new(client),
+                config: ConnectionManagerConfig::new(),
+            },
+            timeout: Duration::from_secs(1),
+            id: u64::MAX,
+            prefix: prefix.to_owned(),
+            scripts: Scripts::load(),
+            skipped_instances: Arc::default(),
+        }
+    }
 }

@@ -7,33 +7,30 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 
-use super::connection::Conn;
 use super::keys::{FIELD_DOMAINS, FIELD_EXPIRES, FIELD_LAST_USED, FIELD_RECORD, FIELD_REVOKED};
-use super::{corrupt, from_millis, millis, unavailable, RedisStore};
+use super::{corrupt, first_int, from_millis, millis, scripts, unavailable, RedisStore};
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::CredentialRecord;
 use crate::store::StoreError;
 
-/// Queues on `pipe` the writes that create `credential` in its instance's
-/// slot: its hash and its place in the instance's list.
+/// Adds to `commands` the writes that create `credential` in its
+/// instance's slot: its hash and its place in the instance's list.
 pub(super) fn add_own(
     store: &RedisStore,
-    pipe: &mut redis::Pipeline,
+    commands: &mut Vec<redis::Cmd>,
     credential: &CredentialRecord,
 ) -> Result<(), StoreError> {
     let record = serde_json::to_string(credential).map_err(corrupt)?;
-    pipe.hset(
+    commands.push(redis::Cmd::hset(
         store.cred_key(&credential.instance_id, &credential.id),
         FIELD_RECORD,
         record,
-    )
-    .ignore()
-    .zadd(
+    ));
+    commands.push(redis::Cmd::zadd(
         store.creds_key(&credential.instance_id),
         &credential.id,
         millis(credential.created_at),
-    )
-    .ignore();
+    ));
     Ok(())
 }
 
@@ -42,13 +39,14 @@ pub(super) fn add_own(
 /// usable.
 pub(super) async fn index(
     store: &RedisStore,
-    conn: &mut Conn,
     credential: &CredentialRecord,
 ) -> Result<(), StoreError> {
     let key = store.hash_key(&credential.hash);
     let location = format!("{}/{}", credential.instance_id, credential.id);
-    let _: () = conn.set(&key, location).await.map_err(unavailable)?;
-    store.durable(conn, &key).await
+    store
+        .write_durably(&key, vec![redis::Cmd::set(&key, location)], false)
+        .await?;
+    Ok(())
 }
 
 fn parse(fields: HashMap<String, String>) -> Result<Option<CredentialRecord>, StoreError> {
@@ -79,25 +77,18 @@ async fn update_field(
     value: String,
     mode: &str,
 ) -> Result<Option<CredentialRecord>, StoreError> {
-    let mut conn = store.conn()?;
-    let existed: i64 = store
-        .scripts
-        .update_field
-        .key(store.cred_key(instance_id, id))
+    let key = store.cred_key(instance_id, id);
+    let mut script = scripts::eval(scripts::UPDATE_FIELD, std::slice::from_ref(&key));
+    script
         .arg(field)
         .arg(value)
         .arg(mode)
         .arg(store.revocations_channel())
-        .arg(instance_id)
-        .invoke_async(&mut conn)
-        .await
-        .map_err(unavailable)?;
+        .arg(instance_id);
+    let existed = first_int(&store.write_durably(&key, vec![script], false).await?)?;
     if existed == 0 {
         return Ok(None);
     }
-    store
-        .durable(&mut conn, &store.cred_key(instance_id, id))
-        .await?;
     get(store, instance_id, id).await
 }
 
@@ -105,16 +96,11 @@ pub(super) async fn insert(
     store: &RedisStore,
     credential: &CredentialRecord,
 ) -> Result<(), StoreError> {
-    let mut own = redis::pipe();
-    own.atomic();
+    let mut own = Vec::new();
     add_own(store, &mut own, credential)?;
-    let mut conn = store.conn()?;
-    own.query_async::<()>(&mut conn)
-        .await
-        .map_err(unavailable)?;
     let key = store.cred_key(&credential.instance_id, &credential.id);
-    store.durable(&mut conn, &key).await?;
-    index(store, &mut conn, credential).await
+    store.write_durably(&key, own, true).await?;
+    index(store, credential).await
 }
 
 pub(super) async fn get(

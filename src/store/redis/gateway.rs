@@ -9,41 +9,50 @@ use chrono::{TimeZone, Utc};
 use super::{script_failed, RedisStore};
 use crate::store::{Caller, GatewayCheck, GatewayState, Revocation, Revocations, StoreError};
 
-pub(super) async fn check(
-    store: &RedisStore,
-    check: GatewayCheck<'_>,
-) -> Result<GatewayState, StoreError> {
+/// The script's keys, all under the instance's hash tag: its epoch, the
+/// caller's revocation keys or credential, then one counter per window.
+pub(super) fn keys(store: &RedisStore, check: &GatewayCheck<'_>) -> Vec<String> {
     let id = check.instance_id;
-    let mut invocation = store.scripts.gateway_check.prepare_invoke();
-    invocation.key(store.epoch_key(id));
+    let mut keys = vec![store.epoch_key(id)];
     match check.caller {
         Caller::Token {
             jti,
             sid,
             credential_id,
         } => {
-            invocation
-                .key(store.revocation_key(id, &Revocation::Token { jti }))
-                .key(store.revocation_key(id, &Revocation::Session { sid }))
-                .key(store.revocation_key(
-                    id,
-                    &Revocation::Credential {
-                        id: credential_id,
-                        before: 0,
-                    },
-                ))
-                .key(store.revocation_key(id, &Revocation::Instance { before: 0 }))
-                .arg("token");
+            keys.push(store.revocation_key(id, &Revocation::Token { jti }));
+            keys.push(store.revocation_key(id, &Revocation::Session { sid }));
+            keys.push(store.revocation_key(
+                id,
+                &Revocation::Credential {
+                    id: credential_id,
+                    before: 0,
+                },
+            ));
+            keys.push(store.revocation_key(id, &Revocation::Instance { before: 0 }));
         }
-        Caller::Experience { credential_id } => {
-            invocation.key(store.cred_key(id, credential_id)).arg("xt");
-        }
+        Caller::Experience { credential_id } => keys.push(store.cred_key(id, credential_id)),
     }
     for window in check.windows {
-        invocation
-            .key(store.counter_key(Some(id), &window.suffix))
-            .arg(window.limit)
-            .arg(window.ttl_ms.max(1));
+        keys.push(store.counter_key(Some(id), &window.suffix));
+    }
+    keys
+}
+
+pub(super) async fn check(
+    store: &RedisStore,
+    check: GatewayCheck<'_>,
+) -> Result<GatewayState, StoreError> {
+    let mut invocation = store.scripts.gateway_check.prepare_invoke();
+    for key in keys(store, &check) {
+        invocation.key(key);
+    }
+    invocation.arg(match check.caller {
+        Caller::Token { .. } => "token",
+        Caller::Experience { .. } => "xt",
+    });
+    for window in check.windows {
+        invocation.arg(window.limit).arg(window.ttl_ms.max(1));
     }
     let mut conn = store.conn()?;
     let out: Vec<i64> = invocation

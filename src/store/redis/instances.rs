@@ -3,7 +3,7 @@
 
 use redis::AsyncCommands;
 
-use super::{corrupt, credentials, millis, unavailable, RedisStore};
+use super::{corrupt, credentials, first_int, millis, scripts, unavailable, RedisStore};
 use crate::domain::instance::{CredentialRecord, Instance};
 use crate::store::StoreError;
 
@@ -18,33 +18,35 @@ pub(super) async fn insert(
     first_secret: &CredentialRecord,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(instance).map_err(corrupt)?;
-    let mut own = redis::pipe();
-    own.atomic()
-        .set(store.instance_key(&instance.id), json)
-        .ignore()
-        .set(store.epoch_key(&instance.id), 1)
-        .ignore();
+    let key = store.instance_key(&instance.id);
+    let mut own = vec![
+        redis::Cmd::set(&key, json),
+        redis::Cmd::set(store.epoch_key(&instance.id), 1),
+    ];
     credentials::add_own(store, &mut own, first_secret)?;
-    let mut conn = store.conn()?;
-    own.query_async::<()>(&mut conn)
-        .await
-        .map_err(unavailable)?;
-    store
-        .durable(&mut conn, &store.instance_key(&instance.id))
-        .await?;
+    store.write_durably(&key, own, true).await?;
     let list = store.instances_key();
-    let _: i64 = conn
-        .zadd(&list, &instance.id, millis(instance.created_at))
-        .await
-        .map_err(unavailable)?;
-    store.durable(&mut conn, &list).await?;
-    credentials::index(store, &mut conn, first_secret).await?;
+    store
+        .write_durably(
+            &list,
+            vec![redis::Cmd::zadd(
+                &list,
+                &instance.id,
+                millis(instance.created_at),
+            )],
+            false,
+        )
+        .await?;
+    credentials::index(store, first_secret).await?;
     let api_key = store.api_key_key(&instance.api_key);
-    let _: () = conn
-        .set(&api_key, &instance.id)
-        .await
-        .map_err(unavailable)?;
-    store.durable(&mut conn, &api_key).await
+    store
+        .write_durably(
+            &api_key,
+            vec![redis::Cmd::set(&api_key, &instance.id)],
+            false,
+        )
+        .await?;
+    Ok(())
 }
 
 pub(super) async fn get(store: &RedisStore, id: &str) -> Result<Option<Instance>, StoreError> {
@@ -143,21 +145,11 @@ fn skipped(store: &RedisStore, id: &str, error: &serde_json::Error) {
 
 pub(super) async fn update(store: &RedisStore, instance: &Instance) -> Result<bool, StoreError> {
     let json = serde_json::to_string(instance).map_err(corrupt)?;
-    let mut conn = store.conn()?;
-    let done: i64 = store
-        .scripts
-        .update_instance
-        .key(store.instance_key(&instance.id))
-        .key(store.epoch_key(&instance.id))
-        .arg(json)
-        .invoke_async(&mut conn)
-        .await
-        .map_err(unavailable)?;
-    if done == 1 {
-        store
-            .durable(&mut conn, &store.instance_key(&instance.id))
-            .await?;
-    }
+    let key = store.instance_key(&instance.id);
+    let keys = [key.clone(), store.epoch_key(&instance.id)];
+    let mut script = scripts::eval(scripts::UPDATE_INSTANCE, &keys);
+    script.arg(json);
+    let done = first_int(&store.write_durably(&key, vec![script], false).await?)?;
     Ok(done == 1)
 }
 
@@ -174,29 +166,22 @@ pub(super) async fn delete(store: &RedisStore, id: &str) -> Result<bool, StoreEr
         .zrange(store.creds_key(id), 0, -1)
         .await
         .map_err(unavailable)?;
-    let mut own = redis::pipe();
-    own.atomic()
-        .del(store.instance_key(id))
-        .ignore()
-        .del(store.epoch_key(id))
-        .ignore()
-        .del(store.creds_key(id))
-        .ignore()
-        .del(store.usage_key(id))
-        .ignore()
-        .del(store.audit_key(id))
-        .ignore();
+    let key = store.instance_key(id);
+    let mut own = vec![
+        redis::Cmd::del(&key),
+        redis::Cmd::del(store.epoch_key(id)),
+        redis::Cmd::del(store.creds_key(id)),
+        redis::Cmd::del(store.usage_key(id)),
+        redis::Cmd::del(store.audit_key(id)),
+    ];
     let mut index = vec![store.api_key_key(&instance.api_key)];
     for cred_id in &cred_ids {
         if let Some(credential) = credentials::get(store, id, cred_id).await? {
             index.push(store.hash_key(&credential.hash));
         }
-        own.del(store.cred_key(id, cred_id)).ignore();
+        own.push(redis::Cmd::del(store.cred_key(id, cred_id)));
     }
-    own.query_async::<()>(&mut conn)
-        .await
-        .map_err(unavailable)?;
-    store.durable(&mut conn, &store.instance_key(id)).await?;
+    store.write_durably(&key, own, true).await?;
     // One `DEL` of keys in many slots: a cluster connection splits it by slot.
     let _: i64 = conn.del(&index).await.map_err(unavailable)?;
     let _: i64 = conn

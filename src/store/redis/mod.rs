@@ -1,9 +1,12 @@
 //! Redis backend: the system of record in production, shared by every broker
-//! process. Run Redis with AOF persistence (see `docker-compose.yml`).
+//! process. Run Redis with AOF persistence (see `docker-compose.yml`). The
+//! same code serves a Redis Cluster (SPEC §13): `cluster.rs` says what
+//! changes there.
 //!
 //! Key layout (`P` is the configured prefix, `kb` by default; the names are
 //! built in `keys.rs`). Per-instance keys carry the instance id as a hash tag
-//! so that multi-key scripts stay cluster-safe:
+//! (`{<instance>}`), so that every script and transaction about one instance
+//! stays in one cluster slot (`slots.rs` tests that for every script):
 //!
 //! | key | type | holds |
 //! |---|---|---|
@@ -26,6 +29,17 @@
 //! | `P:{<instance>}:audit` | list | audit entries (JSON), newest first, trimmed |
 //! | `P:{ring}:keys` | hash | the signing-key ring: kid → key JSON, the private key sealed (SPEC §12) |
 //! | `P:{ring}:audit` | list | audit entries of ring changes (JSON), newest first, trimmed |
+//!
+//! **Lookups that start from a credential** (an API key on `/v1/auth`, a
+//! secret's or domain key's hash) read one untagged index key, whose value
+//! names the instance (and credential), then go to that instance's slot:
+//! two one-slot reads, never a cross-slot script. The index keys are left
+//! untagged on purpose so that they spread over the whole cluster. Writes
+//! that touch an instance's keys and its index entries are ordered one-slot
+//! steps, never one transaction: the instance's own keys first, the index
+//! entry that makes a credential usable last; a delete removes the
+//! instance's own keys first. A step that fails leaves either nothing usable
+//! or an index entry that points at nothing.
 //!
 //! The ring's two keys share the hash tag `{ring}`: a ring write changes
 //! both in one transaction. The ring is owned by the broker as a whole: its entries are deleted by
@@ -53,6 +67,7 @@ mod cluster;
 mod connection;
 mod counters;
 mod credentials;
+mod durable;
 mod feed;
 mod gateway;
 mod instances;
@@ -60,6 +75,8 @@ mod keys;
 mod revocations;
 mod ring;
 mod scripts;
+#[cfg(test)]
+mod slots;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -122,6 +139,14 @@ fn script_failed(e: redis::RedisError) -> StoreError {
     match e.code() {
         Some("CORRUPT") => corrupt(e.detail().unwrap_or("a script read corrupt data")),
         _ => unavailable(e),
+    }
+}
+
+/// The integer a script or command answered first.
+fn first_int(replies: &[redis::Value]) -> Result<i64, StoreError> {
+    match replies.first() {
+        Some(redis::Value::Int(n)) => Ok(*n),
+        other => Err(corrupt(format!("expected an integer reply, got {other:?}"))),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use redis::AsyncCommands;
 
-use super::{unavailable, whole_number, RedisStore, REPLACED_CORRUPT};
+use super::{first_int, scripts, unavailable, whole_number, RedisStore, REPLACED_CORRUPT};
 use crate::store::{Revocation, Revocations, StoreError};
 
 pub(super) async fn revoke(
@@ -16,25 +16,20 @@ pub(super) async fn revoke(
 ) -> Result<(), StoreError> {
     let key = store.revocation_key(instance_id, &revocation);
     let ttl = ttl_seconds.max(1);
-    let mut conn = store.conn()?;
     let (value, mode) = match revocation {
         Revocation::Token { .. } | Revocation::Session { .. } => (1, "max"),
         Revocation::Credential { before, .. } => (before, "min"),
         Revocation::Instance { before } => (before, "max"),
     };
-    let outcome: i64 = store
-        .scripts
-        .revoke_at
-        .key(&key)
+    let mut script = scripts::eval(scripts::REVOKE_AT, std::slice::from_ref(&key));
+    script
         .arg(value)
         .arg(ttl)
         .arg(mode)
         .arg(store.revocations_channel())
-        .arg(instance_id)
-        .invoke_async(&mut conn)
-        .await
-        .map_err(unavailable)?;
-    store.durable(&mut conn, &key).await?;
+        .arg(instance_id);
+    let replies = store.write_durably(&key, vec![script], false).await?;
+    let outcome = first_int(&replies)?;
     if outcome == REPLACED_CORRUPT {
         tracing::warn!(
             key,

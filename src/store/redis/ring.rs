@@ -3,7 +3,7 @@
 
 use redis::AsyncCommands;
 
-use super::{script_failed, unavailable, RedisStore};
+use super::{first_int, scripts, unavailable, RedisStore};
 use crate::store::StoreError;
 
 /// The feed payload of a ring change; instance ids never start with `#`.
@@ -19,19 +19,14 @@ pub(super) async fn bootstrap(
     kid: &str,
     entry: &str,
 ) -> Result<bool, StoreError> {
-    let mut conn = store.conn()?;
-    let written: i64 = store
-        .scripts
-        .ring_bootstrap
-        .key(store.ring_key())
+    let key = store.ring_key();
+    let mut script = scripts::eval(scripts::RING_BOOTSTRAP, std::slice::from_ref(&key));
+    script
         .arg(kid)
         .arg(entry)
         .arg(store.revocations_channel())
-        .arg(RING_PAYLOAD)
-        .invoke_async(&mut conn)
-        .await
-        .map_err(script_failed)?;
-    store.durable(&mut conn, &store.ring_key()).await?;
+        .arg(RING_PAYLOAD);
+    let written = first_int(&store.write_durably(&key, vec![script], false).await?)?;
     Ok(written == 1)
 }
 
@@ -53,29 +48,25 @@ pub(super) async fn write(
     keep: usize,
 ) -> Result<(), StoreError> {
     let key = store.ring_key();
-    let mut pipe = redis::pipe();
-    pipe.atomic();
+    let mut commands = Vec::new();
     for (kid, entry) in put {
-        pipe.hset(&key, kid, entry).ignore();
+        commands.push(redis::Cmd::hset(&key, kid, entry));
     }
     for kid in remove {
-        pipe.hdel(&key, kid).ignore();
+        commands.push(redis::Cmd::hdel(&key, kid));
     }
     let log = store.ring_audit_key();
     let last = isize::try_from(keep)
         .unwrap_or(isize::MAX)
         .saturating_sub(1);
-    pipe.lpush(&log, audit).ignore();
-    pipe.ltrim(&log, 0, last).ignore();
-    let mut conn = store.conn()?;
-    pipe.query_async::<()>(&mut conn)
-        .await
-        .map_err(unavailable)?;
-    store.durable(&mut conn, &key).await?;
+    commands.push(redis::Cmd::lpush(&log, audit));
+    commands.push(redis::Cmd::ltrim(&log, 0, last));
+    store.write_durably(&key, commands, true).await?;
     // Announced after the transaction, not in it: a cluster connection
     // routes `PUBLISH` by its channel's slot, which is not `{ring}`'s, and
     // refuses a transaction that spans two. A lost announcement costs only
     // time: every process also rereads the ring on its own.
+    let mut conn = store.conn()?;
     let _: i64 = conn
         .publish(store.revocations_channel(), RING_PAYLOAD)
         .await
