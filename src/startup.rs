@@ -9,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
 use crate::app::keyring;
+use crate::app::propagation::Acks;
 use crate::app::revocation_view::RevocationView;
 use crate::app::state::{
     AuthLimits, DomainKeySettings, SessionSettings, VerifySettings, WebSettings,
@@ -186,6 +187,7 @@ fn spawn_revocation_follower(state: &web::Data<AppState>) {
     let store = state.store.clone();
     let feed = FeedIntoView {
         view: state.revocations.clone(),
+        acks: state.acks.clone(),
         metrics: state.metrics.clone(),
         ring_changed: state.signing.changed.clone(),
     };
@@ -233,6 +235,7 @@ async fn dropped(weak: &std::sync::Weak<AppState>) {
 /// What the store's feed reports, passed on to the view and the metrics.
 struct FeedIntoView {
     view: Arc<RevocationView>,
+    acks: Arc<Acks>,
     metrics: Arc<Metrics>,
     ring_changed: Arc<tokio::sync::Notify>,
 }
@@ -256,6 +259,14 @@ impl RevocationFeed for FeedIntoView {
 
     fn ring_changed(&self) {
         self.ring_changed.notify_one();
+    }
+
+    fn process_id(&self) -> &str {
+        self.acks.process_id()
+    }
+
+    fn acknowledged(&self, nonce: &str, process: &str) {
+        self.acks.acknowledged(nonce, process);
     }
 }
 
@@ -373,6 +384,8 @@ async fn build_state(
         audit_buffer: Default::default(),
         caches: Default::default(),
         revocations: Arc::default(),
+        leases: Default::default(),
+        acks: Arc::default(),
         origins: Default::default(),
         sessions: SessionSettings {
             default_token_ttl_seconds: settings.tokens.ttl_seconds,

@@ -15,7 +15,10 @@
 //!
 //! Configuration comes from the per-process caches; the store call returns
 //! the instance's epoch, and a refusal on cached configuration, or an epoch
-//! that moved, is decided again on fresh configuration.
+//! that moved, is decided again on fresh configuration. On a store shared
+//! by several processes, the store call is skipped while everything it
+//! would say is known locally (`hot_path.rs`): revocations and the epoch
+//! from the feed-fed view, rate-limit units from quota leases.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -157,13 +160,20 @@ pub async fn check_product_request(
         },
     };
     let instance_id = identified.instance.instance.id.clone();
+    let claims = match &identified.subject {
+        Subject::Token(claims) => Some(claims.as_ref()),
+        Subject::Experience(_) => None,
+    };
     let checked = state
-        .store
-        .gateway_check(GatewayCheck {
-            instance_id: &instance_id,
-            caller,
-            windows: &windows,
-        })
+        .product_state(
+            GatewayCheck {
+                instance_id: &instance_id,
+                caller,
+                windows: &windows,
+            },
+            claims,
+            identified.instance.epoch,
+        )
         .await
         .map_err(ApiError::from)?;
 

@@ -1,11 +1,19 @@
 //! The revocation feed: a subscription to the channel every revocation is
 //! announced on (by the script that records it, `scripts/revoke_at.lua`).
+//!
+//! An announcement's payload is the instance id, or `<instance id> <origin>
+//! <nonce>` when its announcer waits for acknowledgements: this process
+//! applies it, then acknowledges on the origin's channel. The same connection
+//! is subscribed to this process's own acknowledgement channel, and the
+//! process's heartbeat is written before the subscription is reported and on
+//! every ping: a process that is not in the registry never trusts its view
+//! (see `heartbeat.rs`).
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::{unavailable, RedisStore};
+use super::{heartbeat, unavailable, RedisStore};
 use crate::store::{RevocationFeed, StoreError};
 
 /// How often the revocation feed's connection must prove it is alive; a view
@@ -26,10 +34,21 @@ pub(super) async fn follow(
         .map_err(|_| lost("timed out connecting"))?
         .map_err(unavailable)?;
     let (mut sink, mut stream) = pubsub.split();
-    tokio::time::timeout(store.timeout, sink.subscribe(store.revocations_channel()))
+    let me = feed.process_id();
+    let acks = store.ack_channel(me);
+    let mut channels = vec![store.revocations_channel()];
+    if !me.is_empty() {
+        channels.push(acks.clone());
+    }
+    tokio::time::timeout(store.timeout, sink.subscribe(channels))
         .await
         .map_err(|_| lost("timed out subscribing"))?
         .map_err(unavailable)?;
+    if !me.is_empty() {
+        tokio::time::timeout(store.timeout, heartbeat::beat(store, me))
+            .await
+            .map_err(|_| lost("timed out writing the heartbeat"))??;
+    }
     feed.subscribed();
     let mut ping = tokio::time::interval(FEED_PING_INTERVAL);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -37,13 +56,26 @@ pub(super) async fn follow(
         tokio::select! {
             message = stream.next() => {
                 let message = message.ok_or_else(|| lost("the connection was closed"))?;
-                let instance_id: String = message
+                let payload: String = message
                     .get_payload()
                     .map_err(|_| lost("a message without an instance id"))?;
+                if !me.is_empty() && message.get_channel_name() == acks {
+                    if let Some((nonce, process)) = payload.split_once(' ') {
+                        feed.acknowledged(nonce, process);
+                    }
+                    continue;
+                }
+                let mut parts = payload.split(' ');
+                let instance_id = parts.next().unwrap_or_default();
                 if instance_id == super::ring::RING_PAYLOAD {
                     feed.ring_changed();
-                } else {
-                    feed.changed(&instance_id);
+                    continue;
+                }
+                feed.changed(instance_id);
+                if let (Some(origin), Some(nonce), false) = (parts.next(), parts.next(), me.is_empty()) {
+                    tokio::time::timeout(store.timeout, heartbeat::acknowledge(store, origin, nonce, me))
+                        .await
+                        .map_err(|_| lost("timed out acknowledging"))??;
                 }
             }
             _ = ping.tick() => {
@@ -51,6 +83,11 @@ pub(super) async fn follow(
                     .await
                     .map_err(|_| lost("no answer to a ping"))?
                     .map_err(unavailable)?;
+                if !me.is_empty() {
+                    tokio::time::timeout(FEED_PING_INTERVAL, heartbeat::beat(store, me))
+                        .await
+                        .map_err(|_| lost("no answer to a heartbeat"))??;
+                }
                 feed.alive();
             }
         }

@@ -15,8 +15,37 @@ pub(super) async fn check(
 ) -> Result<GatewayState, StoreError> {
     let id = check.instance_id;
     let mut invocation = store.scripts.gateway_check.prepare_invoke();
+    add_caller(store, &mut invocation, id, check.caller);
+    for window in check.windows {
+        invocation
+            .key(store.counter_key(Some(id), &window.suffix))
+            .arg(window.limit)
+            .arg(window.ttl_ms.max(1));
+    }
+    let mut conn = store.conn()?;
+    let out: Vec<i64> = invocation
+        .invoke_async(&mut conn)
+        .await
+        .map_err(script_failed)?;
+    let (mut state, first_count) = read_state(&out, check.caller);
+    state.counts = out
+        .iter()
+        .skip(first_count)
+        .map(|n| u64::try_from(*n).unwrap_or(0))
+        .collect();
+    Ok(state)
+}
+
+/// The epoch key, the caller's keys and its kind, as `gateway_check.lua` and
+/// `lease.lua` both take them.
+pub(super) fn add_caller(
+    store: &RedisStore,
+    invocation: &mut redis::ScriptInvocation<'_>,
+    id: &str,
+    caller: Caller<'_>,
+) {
     invocation.key(store.epoch_key(id));
-    match check.caller {
+    match caller {
         Caller::Token {
             jti,
             sid,
@@ -39,24 +68,18 @@ pub(super) async fn check(
             invocation.key(store.cred_key(id, credential_id)).arg("xt");
         }
     }
-    for window in check.windows {
-        invocation
-            .key(store.counter_key(Some(id), &window.suffix))
-            .arg(window.limit)
-            .arg(window.ttl_ms.max(1));
-    }
-    let mut conn = store.conn()?;
-    let out: Vec<i64> = invocation
-        .invoke_async(&mut conn)
-        .await
-        .map_err(script_failed)?;
+}
+
+/// The epoch and the caller's state from a script's answer, and where the
+/// windows' part of the answer begins.
+pub(super) fn read_state(out: &[i64], caller: Caller<'_>) -> (GatewayState, usize) {
     let at = |i: usize| out.get(i).copied().unwrap_or(-1);
     let known = |v: i64| (v >= 0).then_some(v);
     let mut state = GatewayState {
         epoch: u64::try_from(at(0)).unwrap_or(0),
         ..GatewayState::default()
     };
-    let first_count = match check.caller {
+    let first_count = match caller {
         Caller::Token { .. } => {
             state.revocations = Revocations {
                 jti: at(1) >= 0,
@@ -73,10 +96,5 @@ pub(super) async fn check(
             4
         }
     };
-    state.counts = out
-        .iter()
-        .skip(first_count)
-        .map(|n| u64::try_from(*n).unwrap_or(0))
-        .collect();
-    Ok(state)
+    (state, first_count)
 }

@@ -17,6 +17,8 @@ pub(super) struct Scripts {
     pub update_instance: Script,
     pub gateway_check: Script,
     pub ring_bootstrap: Script,
+    pub lease: Script,
+    pub heartbeat: Script,
 }
 
 impl Scripts {
@@ -30,6 +32,8 @@ impl Scripts {
             update_instance: Script::new(include_str!("scripts/update_instance.lua")),
             gateway_check: Script::new(include_str!("scripts/gateway_check.lua")),
             ring_bootstrap: Script::new(include_str!("scripts/ring_bootstrap.lua")),
+            lease: Script::new(include_str!("scripts/lease.lua")),
+            heartbeat: Script::new(include_str!("scripts/heartbeat.lua")),
         }
     }
 }
