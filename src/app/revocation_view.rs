@@ -52,6 +52,9 @@ pub struct RevocationView {
 struct ViewState {
     /// Whether a subscription is confirmed and not known to be lost.
     live: bool,
+    /// Whether the feed reports every write, not only the broker's own
+    /// announcements: required for product requests.
+    keyspace: bool,
     /// Bumped whenever a subscription begins or ends; older answers are dead.
     generation: u64,
     last_heard: Option<Instant>,
@@ -158,12 +161,15 @@ impl RevocationView {
     }
 
     /// The ticket to take before asking the store, while the view is
-    /// trusted.
+    /// trusted for product requests: live, and told of every write.
     pub fn ticket(&self, instance_id: &str) -> Option<Ticket> {
         let state = self.lock();
-        state
-            .trusted(Instant::now())
-            .then(|| state.ticket(instance_id))
+        (state.keyspace && state.trusted(Instant::now())).then(|| state.ticket(instance_id))
+    }
+
+    /// Whether the subscription about to be confirmed reports every write.
+    pub fn keyspace_watched(&self, watched: bool) {
+        self.lock().keyspace = watched;
     }
 
     /// The instance's epoch, if the store said it under a ticket still
@@ -433,6 +439,7 @@ mod tests {
     fn an_epoch_is_trusted_under_its_ticket_for_a_bounded_time() {
         let view = RevocationView::default();
         let start = Instant::now();
+        view.keyspace_watched(true);
         view.subscribed_at(start);
         let ticket = view.ticket("ins_a").expect("the view is live");
         view.remember_facts_at(ticket, "ins_a", 7, None, start);
@@ -447,6 +454,8 @@ mod tests {
     #[test]
     fn an_announcement_makes_facts_stale_even_across_the_read() {
         let view = RevocationView::default();
+        assert_eq!(view.ticket("ins_a"), None, "not live");
+        view.keyspace_watched(true);
         view.subscribed();
         let ticket = view.ticket("ins_a").expect("the view is live");
         // The change is announced while the store is being read.

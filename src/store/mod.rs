@@ -161,6 +161,11 @@ pub trait RevocationFeed: Send + Sync {
     }
     /// `process` applied the announcement `nonce` this process made.
     fn acknowledged(&self, _nonce: &str, _process: &str) {}
+    /// Reported before [`RevocationFeed::subscribed`]: whether every write
+    /// to what the view holds is reported, including writes the broker did
+    /// not make (keyspace notifications), or only the broker's own
+    /// announcements.
+    fn keyspace_watched(&self, _watched: bool) {}
 }
 
 #[async_trait]

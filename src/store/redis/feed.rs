@@ -7,13 +7,15 @@
 //! is subscribed to this process's own acknowledgement channel, and the
 //! process's heartbeat is written before the subscription is reported and on
 //! every ping: a process that is not in the registry never trusts its view
-//! (see `heartbeat.rs`).
+//! (see `heartbeat.rs`). It also listens to the keyspace notifications of
+//! what the view holds (`keyspace.rs`), so that writes the broker did not
+//! make reach the view too.
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::{heartbeat, unavailable, RedisStore};
+use super::{heartbeat, keyspace, unavailable, RedisStore};
 use crate::store::{RevocationFeed, StoreError};
 
 /// How often the revocation feed's connection must prove it is alive; a view
@@ -44,11 +46,21 @@ pub(super) async fn follow(
         .await
         .map_err(|_| lost("timed out subscribing"))?
         .map_err(unavailable)?;
+    let watched = tokio::time::timeout(store.timeout, keyspace::enable(store))
+        .await
+        .map_err(|_| lost("timed out enabling keyspace notifications"))??;
+    if watched {
+        tokio::time::timeout(store.timeout, sink.psubscribe(keyspace::patterns(store)))
+            .await
+            .map_err(|_| lost("timed out subscribing"))?
+            .map_err(unavailable)?;
+    }
     if !me.is_empty() {
         tokio::time::timeout(store.timeout, heartbeat::beat(store, me))
             .await
             .map_err(|_| lost("timed out writing the heartbeat"))??;
     }
+    feed.keyspace_watched(watched);
     feed.subscribed();
     let mut ping = tokio::time::interval(FEED_PING_INTERVAL);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -56,6 +68,11 @@ pub(super) async fn follow(
         tokio::select! {
             message = stream.next() => {
                 let message = message.ok_or_else(|| lost("the connection was closed"))?;
+                eprintln!("DEBUG msg {}", message.get_channel_name());
+                if let Some(instance_id) = keyspace::instance_of(message.get_channel_name()) {
+                    feed.changed(instance_id);
+                    continue;
+                }
                 let payload: String = message
                     .get_payload()
                     .map_err(|_| lost("a message without an instance id"))?;

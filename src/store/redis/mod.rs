@@ -62,6 +62,7 @@ mod gateway;
 mod heartbeat;
 mod instances;
 mod keys;
+mod keyspace;
 mod leases;
 mod revocations;
 mod ring;
