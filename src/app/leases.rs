@@ -16,7 +16,9 @@
 //! - the store grants at most `1/share` of what is left (`LEASE_SHARE`), so
 //!   leases shrink as the budget runs out and fall to one unit near the
 //!   limit; what other processes may be holding stays small next to what is
-//!   left.
+//!   left;
+//! - windows whose limit is under [`LEASE_FROM_LIMIT`] lease one unit at a
+//!   time.
 //!
 //! Once the store has granted everything, the window is *exhausted* here and
 //! further requests are refused locally: a counter never goes down within
@@ -37,6 +39,13 @@ pub const LEASE_TARGET_MS: u64 = 50;
 
 /// No lease is larger than this.
 pub const MAX_ASK: u64 = 4096;
+
+/// Windows with a smaller limit take one unit at a time: they cost at most
+/// `limit` round trips per window anyway (past it, the window is exhausted
+/// and refused locally), and one-unit leases keep every allowed request's
+/// round trip, so such a window sees even writes to the store that no
+/// process announced (a restore, a hand edit) on its very next request.
+pub const LEASE_FROM_LIMIT: u64 = 1_000;
 
 /// The store grants at most this fraction (1/n) of what is left in a window.
 pub const LEASE_SHARE: u64 = 8;
@@ -88,7 +97,7 @@ pub enum Slot {
 
 /// Whether every slot was decided without the store.
 pub fn decided(slots: &[Slot]) -> bool {
-    slots.iter().any(|s| *s == Slot::Refused) || slots.iter().all(|s| matches!(s, Slot::Counted(_)))
+    slots.contains(&Slot::Refused) || slots.iter().all(|s| matches!(s, Slot::Counted(_)))
 }
 
 /// The counts the rate decision reads (`limits::rate_decision`): a count
@@ -139,7 +148,10 @@ impl Leases {
                     Slot::Counted(l.used - l.left)
                 }
                 Some(l) if l.used >= l.limit => Slot::Refused,
-                Some(l) => Slot::Ask(ask_size(Some(l), mono_ms)),
+                Some(l) if window.limit >= LEASE_FROM_LIMIT => {
+                    Slot::Ask(ask_size(Some(l), mono_ms))
+                }
+                Some(_) => Slot::Ask(1),
                 None => Slot::Ask(1),
             };
             slots.push(slot);
@@ -289,14 +301,24 @@ mod tests {
             if let Slot::Ask(ask) = slots[0] {
                 asks.push(ask);
                 let grant = store.grant(ask, w.limit);
-                leases.settle("ins", std::slice::from_ref(&w), slots, &[grant], now / 10, 0);
+                leases.settle(
+                    "ins",
+                    std::slice::from_ref(&w),
+                    slots,
+                    &[grant],
+                    now / 10,
+                    0,
+                );
             }
         }
         assert_eq!(asks[0], 1, "the first lease of a window is one unit");
         for pair in asks.windows(2) {
             assert!(pair[1] <= pair[0] * 2, "a lease at most doubles: {asks:?}");
         }
-        assert!(*asks.last().unwrap() > 100, "ten requests a ms ask for more: {asks:?}");
+        assert!(
+            *asks.last().unwrap() > 100,
+            "ten requests a ms ask for more: {asks:?}"
+        );
     }
 
     #[test]
@@ -329,6 +351,17 @@ mod tests {
     }
 
     #[test]
+    fn small_limits_lease_one_unit_at_a_time() {
+        let leases = Leases::default();
+        let mut store = Counter { used: 0 };
+        let w = window(LEASE_FROM_LIMIT - 1);
+        for i in 0..100 {
+            assert!(request(&leases, &mut store, &w, i / 50));
+            assert_eq!(store.used, i + 1, "a unit per request, however fast");
+        }
+    }
+
+    #[test]
     fn leases_fall_to_one_unit_near_the_limit() {
         assert_eq!(grant_for(500, 6_000, 0, 8), 500);
         assert_eq!(grant_for(4_096, 6_000, 0, 8), 750);
@@ -346,9 +379,15 @@ mod tests {
         for _ in 0..3 {
             assert!(request(&leases, &mut store, &w, 0));
         }
-        assert!(!request(&leases, &mut store, &w, 0), "the store granted nothing");
+        assert!(
+            !request(&leases, &mut store, &w, 0),
+            "the store granted nothing"
+        );
         // Now refused without asking.
-        assert_eq!(leases.take("ins", std::slice::from_ref(&w), 1), vec![Slot::Refused]);
+        assert_eq!(
+            leases.take("ins", std::slice::from_ref(&w), 1),
+            vec![Slot::Refused]
+        );
         // The next window is another counter.
         let mut next = w.clone();
         next.suffix.push_str("-next");

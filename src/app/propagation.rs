@@ -197,7 +197,11 @@ mod tests {
         tally.ack("a");
         assert_eq!(tally.settled(start, deadline), None, "nobody expected yet");
         tally.expect(ids(&["a", "b"]));
-        assert_eq!(tally.settled(start, deadline), None, "b has not acknowledged");
+        assert_eq!(
+            tally.settled(start, deadline),
+            None,
+            "b has not acknowledged"
+        );
         tally.ack("b");
         assert_eq!(
             tally.settled(start + Duration::from_millis(1), deadline),
@@ -217,7 +221,10 @@ mod tests {
         tally.ack("a");
         // A process that is not in the registry does not count.
         tally.ack("stranger");
-        assert_eq!(tally.settled(start + Duration::from_millis(99), deadline), None);
+        assert_eq!(
+            tally.settled(start + Duration::from_millis(99), deadline),
+            None
+        );
         assert_eq!(
             tally.settled(deadline, deadline),
             Some(Propagation {

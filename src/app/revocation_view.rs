@@ -180,14 +180,21 @@ impl RevocationView {
 
     fn epoch_at(&self, instance_id: &str, now: Instant) -> Option<u64> {
         let state = self.lock();
-        state.fact(&state.epochs, instance_id, instance_id, now).copied()
+        state
+            .fact(&state.epochs, instance_id, instance_id, now)
+            .copied()
     }
 
     /// The experience token's fate, on the same terms as [`Self::epoch`].
     pub fn experience(&self, instance_id: &str, credential_id: &str) -> Option<ExperienceFate> {
         let state = self.lock();
         state
-            .fact(&state.experiences, credential_id, instance_id, Instant::now())
+            .fact(
+                &state.experiences,
+                credential_id,
+                instance_id,
+                Instant::now(),
+            )
             .copied()
     }
 
@@ -227,16 +234,18 @@ impl RevocationView {
         if state.epochs.len() >= CAPACITY {
             state.epochs.clear();
         }
-        state
-            .epochs
-            .insert(instance_id.to_owned(), fact(ticket, instance_id, now, epoch));
+        state.epochs.insert(
+            instance_id.to_owned(),
+            fact(ticket, instance_id, now, epoch),
+        );
         if let Some((credential_id, fate)) = experience {
             if state.experiences.len() >= CAPACITY {
                 state.experiences.clear();
             }
-            state
-                .experiences
-                .insert(credential_id.to_owned(), fact(ticket, instance_id, now, fate));
+            state.experiences.insert(
+                credential_id.to_owned(),
+                fact(ticket, instance_id, now, fate),
+            );
         }
     }
 

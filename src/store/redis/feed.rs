@@ -68,7 +68,6 @@ pub(super) async fn follow(
         tokio::select! {
             message = stream.next() => {
                 let message = message.ok_or_else(|| lost("the connection was closed"))?;
-                eprintln!("DEBUG msg {}", message.get_channel_name());
                 if let Some(instance_id) = keyspace::instance_of(message.get_channel_name()) {
                     feed.changed(instance_id);
                     continue;

@@ -29,7 +29,6 @@ pub(super) async fn enable(store: &RedisStore) -> Result<bool, StoreError> {
         .arg("notify-keyspace-events")
         .query_async(&mut conn)
         .await;
-    eprintln!("DEBUG config get {current:?}");
     let Ok((_, current)) = current else {
         return Ok(false);
     };
@@ -81,7 +80,10 @@ mod tests {
             instance_of("__keyspace@0__:kb:{ins_1}:rev:jti:abc"),
             Some("ins_1")
         );
-        assert_eq!(instance_of("__keyspace@0__:kb:{ins_1}:epoch"), Some("ins_1"));
+        assert_eq!(
+            instance_of("__keyspace@0__:kb:{ins_1}:epoch"),
+            Some("ins_1")
+        );
         assert_eq!(instance_of("kb:revocations"), None);
         assert_eq!(instance_of("__keyspace@0__:kb:no-tag"), None);
     }

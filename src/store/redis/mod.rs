@@ -77,8 +77,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use redis::aio::ConnectionManagerConfig;
 
 use super::{
-    GatewayCheck, GatewayState, Grant, Revocation, RevocationFeed, Revocations, Step, Store, StoreError,
-    Usage, UsageSeries, Window,
+    GatewayCheck, GatewayState, Grant, Revocation, RevocationFeed, Revocations, Step, Store,
+    StoreError, Usage, UsageSeries, Window,
 };
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
