@@ -25,21 +25,22 @@ use crate::tokens::Claims;
 impl AppState {
     /// What the store says for this request (or would say: see the module
     /// doc). `claims` are the access token's; `cached_epoch` the epoch of
-    /// the configuration the request was checked on.
+    /// the configuration the request was checked on. Says whether the
+    /// counts came from leases (which are tied to the windows' limits).
     pub(super) async fn product_state(
         &self,
         check: GatewayCheck<'_>,
         claims: Option<&Claims>,
         cached_epoch: u64,
-    ) -> Result<GatewayState, StoreError> {
+    ) -> Result<(GatewayState, bool), StoreError> {
         if !self.store.has_revocation_feed() {
-            return self.store.gateway_check(check).await;
+            return Ok((self.store.gateway_check(check).await?, false));
         }
         let id = check.instance_id;
         // Taken before anything is read: an announcement after this makes
         // what is read stale.
         let Some(ticket) = self.revocations.ticket(id) else {
-            return self.store.gateway_check(check).await;
+            return Ok((self.store.gateway_check(check).await?, false));
         };
         let now = self.now();
         let mono = self.leases.now_ms();
@@ -73,7 +74,7 @@ impl AppState {
         if epoch_known && subject_known && decided {
             self.metrics.lease_local();
             state.counts = leases::counts(check.windows, &slots);
-            return Ok(state);
+            return Ok((state, true));
         }
 
         let (asked, asks): (Vec<Window>, Vec<u64>) = if decided {
@@ -130,9 +131,10 @@ impl AppState {
                 now.timestamp_millis(),
             )
         };
-        Ok(GatewayState {
+        let state = GatewayState {
             counts: leases::counts(check.windows, &slots),
             ..fresh
-        })
+        };
+        Ok((state, true))
     }
 }
