@@ -15,6 +15,8 @@
 //!   its own CPU, taken from the cores the server runs on, stays small.
 //! - `propagation`: how long a token revoked through broker A stays usable on
 //!   broker B (two processes, one Redis).
+//! - `exactness`: several brokers spend one token's rate limit as fast as
+//!   they can inside one window; how many requests were allowed.
 //! - `seed-revocations`: fills the revocation list, through the admin API or as
 //!   Redis protocol for `redis-cli --pipe`.
 //!
@@ -81,6 +83,23 @@ enum Command {
         /// answers from B's local revocation view, fed by pub/sub).
         #[arg(long, value_enum, default_value_t = Via::Verify)]
         via: Via,
+    },
+    /// Several brokers send one token's requests as fast as they can inside
+    /// one rate-limit window: how many were allowed against the limit.
+    Exactness {
+        /// Broker base URLs (repeatable).
+        #[arg(long = "base", required = true)]
+        bases: Vec<String>,
+        /// Product slug used in X-Original-URI.
+        #[arg(long)]
+        product: String,
+        /// Connections per broker.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Seconds to send; 0: wait for the next minute window to begin and
+        /// send for all of it.
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
     },
     /// Write COUNT revoked-token entries with random jti values.
     SeedRevocations {
@@ -169,6 +188,12 @@ fn main() {
                 timeout_ms,
                 via,
             } => propagation(&a, &b, &instance, &product, trials, timeout_ms, via).await,
+            Command::Exactness {
+                bases,
+                product,
+                connections,
+                seconds,
+            } => exactness(&bases, &product, connections, seconds).await,
             Command::SeedRevocations {
                 instance,
                 count,
@@ -744,6 +769,87 @@ async fn propagation(
         "p50_ms": round3(percentile(&delays, 0.50)),
         "p99_ms": round3(percentile(&delays, 0.99)),
         "max_ms": round3(delays.last().copied().unwrap_or(0.0)),
+    }))
+}
+
+// ---------------------------------------------------------------- exactness
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+async fn exactness(
+    bases: &[String],
+    product: &str,
+    connections: usize,
+    seconds: u64,
+) -> Result<(), String> {
+    let api_key = env("BENCH_API_KEY")?;
+    let token = env("BENCH_TOKEN")?;
+    // The brokers count per minute window of the same clock as ours. Stop a
+    // little before the window ends, so that no request lands in the next.
+    let now = unix_ms();
+    let (start, end) = if seconds == 0 {
+        let start = (now / 60_000 + 1) * 60_000;
+        (start, start + 60_000 - 200)
+    } else {
+        let window_end = (now / 60_000 + 1) * 60_000;
+        let start = if window_end - now < (seconds + 3) * 1000 {
+            window_end
+        } else {
+            now
+        };
+        (start, start + seconds * 1000)
+    };
+    actix_web::rt::time::sleep(Duration::from_millis(start.saturating_sub(unix_ms()))).await;
+    let original_uri = format!("/{product}/v1/search");
+    let mut loops = Vec::new();
+    for base in bases {
+        let client = client(connections, Duration::from_secs(10));
+        for _ in 0..connections {
+            let (client, base, api_key, token, uri) = (
+                client.clone(),
+                base.clone(),
+                api_key.clone(),
+                token.clone(),
+                original_uri.clone(),
+            );
+            loops.push(actix_web::rt::spawn(async move {
+                let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+                while unix_ms() < end {
+                    let request = client
+                        .get(format!("{base}/v1/verify"))
+                        .insert_header(("x-inbenta-key", api_key.as_str()))
+                        .insert_header(("x-original-uri", uri.as_str()))
+                        .bearer_auth(&token);
+                    let status = match request.send().await {
+                        Ok(mut r) => {
+                            let _ = r.body().await;
+                            r.status().as_u16()
+                        }
+                        Err(_) => 0,
+                    };
+                    *statuses.entry(status).or_default() += 1;
+                }
+                statuses
+            }));
+        }
+    }
+    let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    for l in loops {
+        for (status, n) in l.await.map_err(|e| e.to_string())? {
+            *statuses.entry(status).or_default() += n;
+        }
+    }
+    let same_window = start / 60_000 == (end - 1) / 60_000;
+    print_json(&json!({
+        "allowed": statuses.get(&200).copied().unwrap_or(0),
+        "refused": statuses.get(&429).copied().unwrap_or(0),
+        "other": statuses.iter().filter(|(s, _)| **s != 200 && **s != 429).map(|(_, n)| n).sum::<u64>(),
+        "seconds": round3((end - start) as f64 / 1000.0),
+        "same_window": same_window,
     }))
 }
 

@@ -18,7 +18,8 @@
 #   - the baseline (bench/baseline.rs), the same actix-web with the same worker
 #     count answering `200 ok`, whose rate is the machine's limit H;
 #   - a fast product upstream (bench/upstream.rs) for the gateway;
-#   - later, broker B on the same Redis, for propagation and seeding.
+#   - later, broker B on the same Redis, for propagation and seeding, and
+#     broker C for limit_exactness.
 # Each throughput scenario is driven by wrk with the same connections, threads
 # and duration, after a short warm-up of its own. Every process started here
 # is stopped on exit, whatever happens. The full run takes about 4 minutes
@@ -64,6 +65,9 @@ if ((smoke)); then
   warmup=1             # seconds of warm-up before each
   latency_seconds=2
   trials=20            # revocation propagation trials
+  next_trials=20       # revocation_next_request trials
+  exact_seconds=3      # limit_exactness: seconds inside one window
+  exact_limit=600      # limit_exactness: one token's limit per minute
   seed_count=10000     # revoked tokens listed for `memory`
   count_status=1       # exact status tallies (slower wrk, exact checks)
 else
@@ -72,6 +76,9 @@ else
   warmup=2
   latency_seconds=15
   trials=200
+  next_trials=500
+  exact_seconds=0      # a full minute window
+  exact_limit=6000
   seed_count=1000000
   count_status=0
 fi
@@ -182,6 +189,7 @@ export BENCH_ADMIN_TOKEN="$admin_token"
 timeout 30 "$probe" setup --base "$base_a" --upstream "http://127.0.0.1:$port_up/search" \
   --product verify=1000000 --product gateway=1000000 --product latency=1000000 \
   --product propagation=1000000 --product memory=1000000 --product limited=1 \
+  --product exact=$exact_limit \
   --tokens "$sessions" >"$tmp/setup.env" || die "could not create the benchmark instance"
 instance="" api_key="" secret="" token="" tokens=""
 while IFS='=' read -r name value; do
@@ -430,6 +438,51 @@ propagation revocation_propagation verify
 # instead of reading Redis: the delay of the feed itself.
 propagation propagation_introspect introspect
 
+# revocation_next_request: each trial warms a fresh token on B (its
+# revocation state and a lease held in B's memory), revokes it through A,
+# and sends one request to B as soon as A answers: it must be refused.
+echo "== revocation_next_request" >&2
+r="$tmp/revocation_next_request.json"
+if BENCH_API_KEY="$api_key" BENCH_SECRET="$secret" timeout 300 "$probe" propagation \
+  --a "$base_a" --b "$base_b" --instance "$instance" --product propagation \
+  --trials "$next_trials" --via verify >"$r"; then
+  refused=$(field "$r" refused_at_first_poll)
+  note="$refused/$next_trials refused on the first request after the answer"
+  if [ "$refused" -ne "$next_trials" ]; then
+    fail revocation_next_request "$(cat "$r")"
+    note="FAILED, $note"
+  fi
+  add_row revocation_next_request - - - "$note"
+else
+  fail revocation_next_request "bench-probe propagation failed"
+  add_row revocation_next_request - - - "FAILED (probe)"
+fi
+
+# limit_exactness: a third broker C; A, B and C send one token's requests
+# as fast as they can for one minute window (--smoke: a few seconds) on a
+# product allowing $exact_limit per minute. Allowed must be within
+# [0.98 x limit, limit], never above.
+free_port
+port_c=$picked
+start_broker broker-c "$port_c" "$cores"
+echo "== limit_exactness" >&2
+r="$tmp/limit_exactness.json"
+if BENCH_API_KEY="$api_key" BENCH_TOKEN="$token" timeout 150 "$probe" exactness \
+  --base "$base_a" --base "$base_b" --base "http://127.0.0.1:$port_c" --product exact \
+  --seconds "$exact_seconds" >"$r"; then
+  allowed=$(field "$r" allowed)
+  note="$allowed allowed of $exact_limit, $(field "$r" refused) refused, $(field "$r" other) other, $(field "$r" seconds) s"
+  if [ "$allowed" -gt "$exact_limit" ] || [ $((allowed * 100)) -lt $((exact_limit * 98)) ] ||
+    [ "$(field "$r" other)" -ne 0 ] || [ "$(field "$r" same_window)" != true ]; then
+    fail limit_exactness "$(cat "$r")"
+    note="FAILED, $note"
+  fi
+  add_row limit_exactness - - - "$note"
+else
+  fail limit_exactness "bench-probe exactness failed"
+  add_row limit_exactness - - - "FAILED (probe)"
+fi
+
 # memory: peak RSS of broker A during a verify run with $seed_count revoked
 # tokens listed. They are revoked through B's admin API (random jti values,
 # as an operator would), so that A learns of them only as a replica does.
@@ -494,11 +547,13 @@ if [ -n "$json_out" ]; then
         "$sep" "$s" "$(num "$rps")" "$(num "$p50")" "$(num "$p99")" "$(num "$ratio")" "${note//\"/}"
       sep=","
     done
-    printf '],"extra":{"latency":%s,"latency_hello":%s,"revocation_propagation":%s,"propagation_introspect":%s,"seed":%s},"failed":[' \
+    printf '],"extra":{"latency":%s,"latency_hello":%s,"revocation_propagation":%s,"propagation_introspect":%s,"revocation_next_request":%s,"limit_exactness":%s,"seed":%s},"failed":[' \
       "$(cat "$tmp/latency.json" 2>/dev/null || echo null)" \
       "$(cat "$tmp/latency-hello.json" 2>/dev/null || echo null)" \
       "$(cat "$tmp/revocation_propagation.json" 2>/dev/null || echo null)" \
       "$(cat "$tmp/propagation_introspect.json" 2>/dev/null || echo null)" \
+      "$(cat "$tmp/revocation_next_request.json" 2>/dev/null || echo null)" \
+      "$(cat "$tmp/limit_exactness.json" 2>/dev/null || echo null)" \
       "$(cat "$tmp/seed.json" 2>/dev/null || echo null)"
     sep=""
     for s in "${failed[@]}"; do

@@ -15,6 +15,8 @@ pub struct Metrics {
     revocation_view_misses: AtomicU64,
     revocation_feed_losses: AtomicU64,
     revocation_feed_up: AtomicU64,
+    product_checks_local: AtomicU64,
+    product_checks_store: AtomicU64,
 }
 
 impl Metrics {
@@ -45,6 +47,17 @@ impl Metrics {
 
     pub fn revocation_view_miss(&self) {
         self.revocation_view_misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A product request decided without a store round trip.
+    pub fn lease_local(&self) {
+        self.product_checks_local.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A product request (with a live feed) that read the store or took a
+    /// lease.
+    pub fn lease_round_trip(&self) {
+        self.product_checks_store.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn revocation_feed_up(&self) {
@@ -98,6 +111,16 @@ impl Metrics {
                 "keybroker_revocation_view_misses_total",
                 "Revocation checks (outside product requests) that read the store.",
                 &self.revocation_view_misses,
+            ),
+            (
+                "keybroker_product_checks_local_total",
+                "Product requests decided from the local view and leases, without the store.",
+                &self.product_checks_local,
+            ),
+            (
+                "keybroker_product_checks_store_total",
+                "Product requests, with the feed live, that read the store or took a lease.",
+                &self.product_checks_store,
             ),
             (
                 "keybroker_revocation_feed_losses_total",

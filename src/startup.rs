@@ -9,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
 use crate::app::keyring;
+use crate::app::propagation::Acks;
 use crate::app::revocation_view::RevocationView;
 use crate::app::state::{
     AuthLimits, DomainKeySettings, SessionSettings, VerifySettings, WebSettings,
@@ -186,11 +187,25 @@ fn spawn_revocation_follower(state: &web::Data<AppState>) {
     let store = state.store.clone();
     let feed = FeedIntoView {
         view: state.revocations.clone(),
+        acks: state.acks.clone(),
         metrics: state.metrics.clone(),
         ring_changed: state.signing.changed.clone(),
     };
     let weak = Arc::downgrade(&state.clone().into_inner());
-    actix_web::rt::spawn(async move {
+    // Its own thread: an announcement is applied as soon as it arrives, not
+    // when the thread it shared with other work gets to it (the answer to a
+    // write and its keyspace notification leave Redis together).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "no runtime for the revocation feed; revocations are read from Redis");
+            return;
+        }
+    };
+    let follow = async move {
         let mut backoff = FEED_RETRY_MIN;
         // Said once per outage (and once if it never comes up), not per retry.
         let mut warned = false;
@@ -217,7 +232,13 @@ fn spawn_revocation_follower(state: &web::Data<AppState>) {
             actix_web::rt::time::sleep(backoff).await;
             backoff = (backoff * 2).min(FEED_RETRY_MAX);
         }
-    });
+    };
+    let spawned = std::thread::Builder::new()
+        .name("revocation-feed".into())
+        .spawn(move || runtime.block_on(follow));
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "no thread for the revocation feed; revocations are read from Redis");
+    }
 }
 
 const FEED_RETRY_MIN: Duration = Duration::from_millis(50);
@@ -233,6 +254,7 @@ async fn dropped(weak: &std::sync::Weak<AppState>) {
 /// What the store's feed reports, passed on to the view and the metrics.
 struct FeedIntoView {
     view: Arc<RevocationView>,
+    acks: Arc<Acks>,
     metrics: Arc<Metrics>,
     ring_changed: Arc<tokio::sync::Notify>,
 }
@@ -256,6 +278,21 @@ impl RevocationFeed for FeedIntoView {
 
     fn ring_changed(&self) {
         self.ring_changed.notify_one();
+    }
+
+    fn process_id(&self) -> &str {
+        self.acks.process_id()
+    }
+
+    fn keyspace_watched(&self, watched: bool) {
+        if !watched {
+            tracing::warn!("Redis refused to publish keyspace notifications (CONFIG SET notify-keyspace-events); product requests read the store every time");
+        }
+        self.view.keyspace_watched(watched);
+    }
+
+    fn acknowledged(&self, nonce: &str, process: &str) {
+        self.acks.acknowledged(nonce, process);
     }
 }
 
@@ -375,6 +412,8 @@ async fn build_state(
         audit_buffer: Default::default(),
         caches: Default::default(),
         revocations: Arc::default(),
+        leases: Default::default(),
+        acks: Arc::default(),
         origins: Default::default(),
         sessions: SessionSettings {
             default_token_ttl_seconds: settings.tokens.ttl_seconds,

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::propagation::Propagation;
 use super::AppState;
 use crate::store::Store;
 
@@ -137,11 +138,17 @@ impl AuditEntry {
 impl AppState {
     /// Records an admin change: audits it and updates what is derived from
     /// the instance and its credentials (the CORS preflight index).
-    pub async fn admin_changed(&self, instance_id: &str, entry: AuditEntry) {
+    ///
+    /// First waits until every live process has applied the change (see
+    /// `propagation.rs`), so that the answer comes after it holds everywhere;
+    /// returns how far it got.
+    pub async fn admin_changed(&self, instance_id: &str, entry: AuditEntry) -> Propagation {
+        let propagation = self.propagate(instance_id).await;
         self.origins
             .refresh_instance(self.store.as_ref(), instance_id)
             .await;
         self.audit(instance_id, entry).await;
+        propagation
     }
 
     /// Writes an admin entry now, after the client entries waiting.

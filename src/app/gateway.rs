@@ -15,7 +15,10 @@
 //!
 //! Configuration comes from the per-process caches; the store call returns
 //! the instance's epoch, and a refusal on cached configuration, or an epoch
-//! that moved, is decided again on fresh configuration.
+//! that moved, is decided again on fresh configuration. On a store shared
+//! by several processes, the store call is skipped while everything it
+//! would say is known locally (`hot_path.rs`): revocations and the epoch
+//! from the feed-fed view, rate-limit units from quota leases.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,7 +34,7 @@ use crate::domain::credential::{CredentialKind, ExperienceToken};
 use crate::domain::instance::{CredentialRecord, Instance};
 use crate::error::ApiError;
 use crate::store::counters::RateSubject;
-use crate::store::{Caller, GatewayCheck};
+use crate::store::{Caller, GatewayCheck, GatewayState, Window};
 use crate::tokens::{Claims, TokenError};
 
 /// What a product request presents, taken from it before any check.
@@ -135,43 +138,20 @@ pub async fn check_product_request(
         config_checks(&identified, &slug, presented)?;
     }
 
-    let rate_subject = match &identified.subject {
-        Subject::Token(claims) => RateSubject::Session(&claims.sid),
-        Subject::Experience(record) => RateSubject::ExperienceToken(&record.id),
-    };
-    let windows = windows_for(
-        &identified.instance.instance,
-        &slug,
-        rate_subject,
-        facts.ip,
-        now,
-    );
-    let caller = match &identified.subject {
-        Subject::Token(claims) => Caller::Token {
-            jti: &claims.jti,
-            sid: &claims.sid,
-            credential_id: &claims.cred,
-        },
-        Subject::Experience(record) => Caller::Experience {
-            credential_id: &record.id,
-        },
-    };
-    let instance_id = identified.instance.instance.id.clone();
-    let checked = state
-        .store
-        .gateway_check(GatewayCheck {
-            instance_id: &instance_id,
-            caller,
-            windows: &windows,
-        })
-        .await
-        .map_err(ApiError::from)?;
+    let (mut windows, mut checked, leased) =
+        store_state(state, &identified, &slug, facts.ip, now).await?;
 
     // The configuration changed since it was cached: decide on fresh data.
     if checked.epoch != identified.instance.epoch {
         identified = reload(state, identified, presented).await?;
         config_checks(&identified, &slug, presented)?;
+        // Leases are tied to the limits they were taken under: take them
+        // again under the fresh ones.
+        if leased {
+            (windows, checked, _) = store_state(state, &identified, &slug, facts.ip, now).await?;
+        }
     }
+    let instance_id = identified.instance.instance.id.clone();
 
     let mut sunset = None;
     match &identified.subject {
@@ -228,6 +208,48 @@ pub async fn check_product_request(
             })
         }
     }
+}
+
+/// The rate-limit windows of the request, and what the store says (or would
+/// say, see `hot_path.rs`) of it; whether leases were used.
+async fn store_state(
+    state: &AppState,
+    identified: &Identified,
+    slug: &str,
+    ip: IpAddr,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Window>, GatewayState, bool), ApiError> {
+    let (rate_subject, caller, claims) = match &identified.subject {
+        Subject::Token(claims) => (
+            RateSubject::Session(&claims.sid),
+            Caller::Token {
+                jti: &claims.jti,
+                sid: &claims.sid,
+                credential_id: &claims.cred,
+            },
+            Some(claims.as_ref()),
+        ),
+        Subject::Experience(record) => (
+            RateSubject::ExperienceToken(&record.id),
+            Caller::Experience {
+                credential_id: &record.id,
+            },
+            None,
+        ),
+    };
+    let windows = windows_for(&identified.instance.instance, slug, rate_subject, ip, now);
+    let (checked, leased) = state
+        .product_state(
+            GatewayCheck {
+                instance_id: &identified.instance.instance.id,
+                caller,
+                windows: &windows,
+            },
+            claims,
+            identified.instance.epoch,
+        )
+        .await?;
+    Ok((windows, checked, leased))
 }
 
 /// An access token: signature and claims (cached verification), then the

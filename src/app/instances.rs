@@ -76,6 +76,7 @@ impl AppState {
         if !self.store.delete_instance(id).await? {
             return Err(ApiError::NotFound { what: "instance" });
         }
+        self.propagate(id).await;
         self.origins.refresh_instance(self.store.as_ref(), id).await;
         tracing::info!(instance = %id, "instance deleted");
         Ok(())

@@ -10,7 +10,10 @@
 //!   logout and introspection;
 //! - `credentials`, `experiences`, `instances`: what operators do;
 //! - `cache`, `revocation_view`, `origin_index`: per-process views of the
-//!   store, each with its own rule for staying exact;
+//!   store, each with its own rule for staying exact; `leases` (quota leases
+//!   of the rate limits) and `hot_path` (when a product request can skip
+//!   the store); `propagation` (waiting until every live process applied a
+//!   change);
 //! - `usage`, `audit`: what is counted and recorded along the way.
 
 pub mod access;
@@ -20,10 +23,13 @@ pub mod cache;
 pub mod credentials;
 pub mod experiences;
 pub mod gateway;
+mod hot_path;
 pub mod instances;
 pub mod keyring;
+pub mod leases;
 pub mod limits;
 pub mod origin_index;
+pub mod propagation;
 pub mod revocation_view;
 pub mod revocations;
 pub mod sessions;

@@ -17,9 +17,12 @@
 //!   is confirmed. A revocation announced while nobody listened is therefore
 //!   read from Redis, never missed.
 //!
-//! Product requests (`/prod/…`, `/v1/verify`) do not use the view: their rate
-//! limit needs a Redis round trip anyway, and the same script reads the
-//! revocation lists, so they see a revocation on their very next request.
+//! Product requests (`/prod/…`, `/v1/verify`) use the view too (see
+//! `app/hot_path.rs`), with two more kinds of fact: an instance's epoch and
+//! an experience token's fate. Changes to those are announced after they
+//! are written (not in the same script), so a fact is trusted for at most
+//! [`FACT_TRUST`]: were the announcer to die between its write and its
+//! announcement, no process would keep the old state longer than that.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,6 +34,10 @@ use crate::tokens::Claims;
 /// A view that has not heard from its subscription for this long (pings go
 /// every `FEED_PING_INTERVAL`) is not trusted.
 pub const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// An instance's epoch or an experience token's fate is read again after
+/// this long, announcement or not.
+pub const FACT_TRUST: Duration = Duration::from_secs(1);
 
 /// At most this many tokens are remembered; past it, expired tokens go first,
 /// then everything.
@@ -45,6 +52,9 @@ pub struct RevocationView {
 struct ViewState {
     /// Whether a subscription is confirmed and not known to be lost.
     live: bool,
+    /// Whether the feed reports every write, not only the broker's own
+    /// announcements: required for product requests.
+    keyspace: bool,
     /// Bumped whenever a subscription begins or ends; older answers are dead.
     generation: u64,
     last_heard: Option<Instant>,
@@ -52,6 +62,26 @@ struct ViewState {
     versions: HashMap<String, u64>,
     /// By `jti`.
     entries: HashMap<String, Entry>,
+    /// Instance epochs, by instance id.
+    epochs: HashMap<String, Fact<u64>>,
+    /// Experience tokens' fates, by credential id.
+    experiences: HashMap<String, Fact<ExperienceFate>>,
+}
+
+#[derive(Debug)]
+struct Fact<T> {
+    ticket: Ticket,
+    instance_id: String,
+    read_at: Instant,
+    value: T,
+}
+
+/// What the store says of an experience token: whether its credential
+/// exists, and when it was revoked or its grace ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExperienceFate {
+    pub exists: bool,
+    pub dead_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug)]
@@ -130,12 +160,103 @@ impl RevocationView {
         );
     }
 
+    /// The ticket to take before asking the store, while the view is
+    /// trusted for product requests: live, and told of every write.
+    pub fn ticket(&self, instance_id: &str) -> Option<Ticket> {
+        let state = self.lock();
+        (state.keyspace && state.trusted(Instant::now())).then(|| state.ticket(instance_id))
+    }
+
+    /// Whether the subscription about to be confirmed reports every write.
+    pub fn keyspace_watched(&self, watched: bool) {
+        self.lock().keyspace = watched;
+    }
+
+    /// The instance's epoch, if the store said it under a ticket still
+    /// current, less than [`FACT_TRUST`] ago.
+    pub fn epoch(&self, instance_id: &str) -> Option<u64> {
+        self.epoch_at(instance_id, Instant::now())
+    }
+
+    fn epoch_at(&self, instance_id: &str, now: Instant) -> Option<u64> {
+        let state = self.lock();
+        state
+            .fact(&state.epochs, instance_id, instance_id, now)
+            .copied()
+    }
+
+    /// The experience token's fate, on the same terms as [`Self::epoch`].
+    pub fn experience(&self, instance_id: &str, credential_id: &str) -> Option<ExperienceFate> {
+        let state = self.lock();
+        state
+            .fact(
+                &state.experiences,
+                credential_id,
+                instance_id,
+                Instant::now(),
+            )
+            .copied()
+    }
+
+    /// Remembers what the store said of the instance (its epoch) and, for
+    /// an experience token, of its credential, under the ticket taken before
+    /// asking.
+    pub fn remember_facts(
+        &self,
+        ticket: Ticket,
+        instance_id: &str,
+        epoch: u64,
+        experience: Option<(&str, ExperienceFate)>,
+    ) {
+        self.remember_facts_at(ticket, instance_id, epoch, experience, Instant::now());
+    }
+
+    fn remember_facts_at(
+        &self,
+        ticket: Ticket,
+        instance_id: &str,
+        epoch: u64,
+        experience: Option<(&str, ExperienceFate)>,
+        now: Instant,
+    ) {
+        let mut state = self.lock();
+        if !state.live || ticket.generation != state.generation {
+            return;
+        }
+        fn fact<T>(ticket: Ticket, instance_id: &str, now: Instant, value: T) -> Fact<T> {
+            Fact {
+                ticket,
+                instance_id: instance_id.to_owned(),
+                read_at: now,
+                value,
+            }
+        }
+        if state.epochs.len() >= CAPACITY {
+            state.epochs.clear();
+        }
+        state.epochs.insert(
+            instance_id.to_owned(),
+            fact(ticket, instance_id, now, epoch),
+        );
+        if let Some((credential_id, fate)) = experience {
+            if state.experiences.len() >= CAPACITY {
+                state.experiences.clear();
+            }
+            state.experiences.insert(
+                credential_id.to_owned(),
+                fact(ticket, instance_id, now, fate),
+            );
+        }
+    }
+
     /// The subscription ended (or never began): nothing remembered counts.
     /// Returns whether it had been live.
     pub fn lost(&self) -> bool {
         let mut state = self.lock();
         state.generation += 1;
         state.entries.clear();
+        state.epochs.clear();
+        state.experiences.clear();
         std::mem::replace(&mut state.live, false)
     }
 
@@ -160,6 +281,8 @@ impl RevocationView {
         state.generation += 1;
         state.last_heard = Some(now);
         state.entries.clear();
+        state.epochs.clear();
+        state.experiences.clear();
     }
 }
 
@@ -169,6 +292,23 @@ impl ViewState {
             && self
                 .last_heard
                 .is_some_and(|t| now.saturating_duration_since(t) <= STALE_AFTER)
+    }
+
+    fn fact<'a, T>(
+        &self,
+        facts: &'a HashMap<String, Fact<T>>,
+        key: &str,
+        instance_id: &str,
+        now: Instant,
+    ) -> Option<&'a T> {
+        if !self.trusted(now) {
+            return None;
+        }
+        let fact = facts.get(key)?;
+        (fact.instance_id == instance_id
+            && fact.ticket == self.ticket(instance_id)
+            && now.saturating_duration_since(fact.read_at) < FACT_TRUST)
+            .then_some(&fact.value)
     }
 
     fn ticket(&self, instance_id: &str) -> Ticket {
@@ -302,6 +442,46 @@ mod tests {
         assert_eq!(view.lookup_at(&t, later), Lookup::Ask(None));
         view.heard_at(later);
         assert_eq!(view.lookup_at(&t, later), Lookup::Known(clean()));
+    }
+
+    #[test]
+    fn an_epoch_is_trusted_under_its_ticket_for_a_bounded_time() {
+        let view = RevocationView::default();
+        let start = Instant::now();
+        view.keyspace_watched(true);
+        view.subscribed_at(start);
+        let ticket = view.ticket("ins_a").expect("the view is live");
+        view.remember_facts_at(ticket, "ins_a", 7, None, start);
+        assert_eq!(view.epoch_at("ins_a", start), Some(7));
+        assert_eq!(view.epoch_at("ins_b", start), None);
+        // Bounded even when nothing is announced (the feed keeps pinging).
+        let later = start + FACT_TRUST;
+        view.heard_at(later);
+        assert_eq!(view.epoch_at("ins_a", later), None);
+    }
+
+    #[test]
+    fn an_announcement_makes_facts_stale_even_across_the_read() {
+        let view = RevocationView::default();
+        assert_eq!(view.ticket("ins_a"), None, "not live");
+        view.keyspace_watched(true);
+        view.subscribed();
+        let ticket = view.ticket("ins_a").expect("the view is live");
+        // The change is announced while the store is being read.
+        view.changed("ins_a");
+        let fate = ExperienceFate {
+            exists: true,
+            dead_at: None,
+        };
+        view.remember_facts(ticket, "ins_a", 3, Some(("xt_1", fate)));
+        assert_eq!(view.epoch("ins_a"), None);
+        assert_eq!(view.experience("ins_a", "xt_1"), None);
+        let ticket = view.ticket("ins_a").expect("the view is live");
+        view.remember_facts(ticket, "ins_a", 4, Some(("xt_1", fate)));
+        assert_eq!(view.epoch("ins_a"), Some(4));
+        assert_eq!(view.experience("ins_a", "xt_1"), Some(fate));
+        assert!(view.lost());
+        assert_eq!(view.epoch("ins_a"), None, "a lost feed forgets facts");
     }
 
     #[test]

@@ -163,6 +163,8 @@ impl AppState {
                 session_end,
             )
             .await?;
+            // Answer once every live process refuses the token (bounded).
+            self.propagate(&claims.sub).await;
             tracing::info!(instance = %claims.sub, "token and session revoked by their holder");
         }
         Ok(LoggedOut { origin: readable })

@@ -31,6 +31,10 @@ pub struct AppState {
     pub audit_buffer: AuditBuffer,
     pub caches: Caches,
     pub revocations: Arc<RevocationView>,
+    /// Quota leases of the product rate limits (stores with a feed only).
+    pub leases: super::leases::Leases,
+    /// Acknowledgements of this process's announcements.
+    pub acks: Arc<super::propagation::Acks>,
     pub origins: OriginIndex,
     pub sessions: SessionSettings,
     pub web: WebSettings,

@@ -81,6 +81,14 @@ pub struct GatewayState {
     pub counts: Vec<u64>,
 }
 
+/// What the store granted of one window's lease: its counter afterwards (the
+/// units granted to every process) and the units granted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub used: u64,
+    pub granted: u64,
+}
+
 /// The steps of usage over time and how long each is kept: minutes for 48
 /// hours, hours for 30 days, so that the series stays bounded per instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -150,6 +158,18 @@ pub trait RevocationFeed: Send + Sync {
     fn alive(&self);
     /// The signing-key ring changed (SPEC §12).
     fn ring_changed(&self) {}
+    /// This process's id in the heartbeat registry, or "" to take no part in
+    /// it (no heartbeat, no acknowledgements).
+    fn process_id(&self) -> &str {
+        ""
+    }
+    /// `process` applied the announcement `nonce` this process made.
+    fn acknowledged(&self, _nonce: &str, _process: &str) {}
+    /// Reported before [`RevocationFeed::subscribed`]: whether every write
+    /// to what the view holds is reported, including writes the broker did
+    /// not make (keyspace notifications), or only the broker's own
+    /// announcements.
+    fn keyspace_watched(&self, _watched: bool) {}
 }
 
 #[async_trait]
@@ -301,6 +321,38 @@ pub trait Store: Send + Sync + 'static {
 
     /// The gateway's one store call per request (see [`GatewayCheck`]).
     async fn gateway_check(&self, check: GatewayCheck<'_>) -> Result<GatewayState, StoreError>;
+
+    /// The lease variant of [`Store::gateway_check`] (see `app/leases.rs`):
+    /// the same reads, then for each window in order a grant of at most
+    /// `asks[i]` units, what is left, and `1/share` of what is left (at
+    /// least one unit while any is left), stopping after the first window
+    /// that grants nothing. Only stores with a revocation feed lease.
+    async fn gateway_lease(
+        &self,
+        _check: GatewayCheck<'_>,
+        _asks: &[u64],
+        _share: u64,
+    ) -> Result<(GatewayState, Vec<Grant>), StoreError> {
+        Err(StoreError::Unavailable("this store has no leases".into()))
+    }
+
+    /// The processes whose heartbeat is current. Stores without a feed
+    /// have no registry: the process is alone.
+    async fn live_processes(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Announces a change of the instance's state on the revocation feed,
+    /// asking each process that applies it to acknowledge `nonce` to
+    /// `origin`.
+    async fn announce(
+        &self,
+        _instance_id: &str,
+        _origin: &str,
+        _nonce: &str,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Counts one hit in each window in order, atomically, stopping after the
     /// first window whose count exceeds its limit. Returns the counts seen (as

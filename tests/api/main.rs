@@ -17,6 +17,7 @@ mod cors;
 mod cors_index;
 mod docs;
 mod errors;
+mod exactness;
 mod experience_grace;
 mod experiences;
 mod feed;

@@ -16,9 +16,9 @@ use crate::redis_server::RedisServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keybroker");
 
-struct Broker {
+pub(crate) struct Broker {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Broker {
@@ -85,7 +85,7 @@ async fn wait_healthy(base: &str) {
 }
 
 /// `POST /v1/auth` with a secret on a broker process; the 200 body.
-async fn exchange_secret(
+pub(crate) async fn exchange_secret(
     client: &awc::Client,
     base: &str,
     api_key: &str,
@@ -108,7 +108,7 @@ fn key_file() -> String {
     path.display().to_string()
 }
 
-fn production_env(port: u16, redis_url: String) -> Vec<(&'static str, String)> {
+pub(crate) fn production_env(port: u16, redis_url: String) -> Vec<(&'static str, String)> {
     vec![
         ("KEYBROKER_LISTEN", format!("127.0.0.1:{port}")),
         ("KEYBROKER_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
@@ -149,7 +149,7 @@ fn env_on(backend: Backend) -> (Option<RedisServer>, Vec<(&'static str, String)>
     }
 }
 
-async fn start(envs: &[(&str, String)]) -> Broker {
+pub(crate) async fn start(envs: &[(&str, String)]) -> Broker {
     let port = envs
         .iter()
         .find(|(k, _)| *k == "KEYBROKER_LISTEN")

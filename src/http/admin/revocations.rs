@@ -1,6 +1,10 @@
 //! `POST /admin/v1/instances/{id}/revoke-tokens`: by `jti`, by session `sid`,
 //! an experience token by its credential id (`experience_token`), or `{}` for
 //! every access token of the instance issued until now.
+//!
+//! The answer comes once every live broker process has applied the
+//! revocation, or after a bound (see `app/propagation.rs`); `processes` and
+//! `acknowledged` say how many were live and how many applied it by then.
 
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -70,7 +74,7 @@ pub async fn revoke_tokens(
     };
     let at = state.revoke_tokens(&path, target).await?;
     let scope = target.scope();
-    state
+    let propagation = state
         .admin_changed(
             &path,
             AuditEntry::admin("tokens.revoke")
@@ -84,5 +88,7 @@ pub async fn revoke_tokens(
         "sid": sid,
         "experience_token": xt,
         "at": rfc3339(at),
+        "processes": propagation.processes,
+        "acknowledged": propagation.acknowledged,
     })))
 }

@@ -111,6 +111,22 @@ impl Cluster {
         Ok(())
     }
 
+    /// A client for one node, `host:port`, with the seed nodes' settings
+    /// (credentials, TCP).
+    pub(super) fn node_client(&self, address: &str) -> Result<redis::Client, StoreError> {
+        let (host, port) = address
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_owned(), p.parse().ok()?)))
+            .ok_or_else(|| {
+                StoreError::Unavailable(format!("a node address without a port: {address}"))
+            })?;
+        let info = self.seeds[0]
+            .get_connection_info()
+            .clone()
+            .set_addr(redis::ConnectionAddr::Tcp(host, port));
+        redis::Client::open(info).map_err(unavailable)
+    }
+
     pub(super) fn next_pubsub_client(&self) -> redis::Client {
         let i = self.next_seed.fetch_add(1, Ordering::Relaxed);
         self.seeds[i % self.seeds.len()].clone()

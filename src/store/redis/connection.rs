@@ -138,6 +138,18 @@ impl RedisStore {
         })
     }
 
+    /// A client for one node of the cluster, `host:port`.
+    pub(super) fn node_client(&self, address: &str) -> Result<redis::Client, StoreError> {
+        match &self.target {
+            Target::Cluster(cluster) => cluster.node_client(address),
+            Target::Node { client, .. } => Ok((**client).clone()),
+        }
+    }
+
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(_))
+    }
+
     /// A client for a dedicated pub/sub connection: the node, or the next
     /// seed node of the cluster in turn.
     pub(super) fn pubsub_client(&self) -> redis::Client {

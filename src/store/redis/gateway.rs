@@ -47,10 +47,7 @@ pub(super) async fn check(
     for key in keys(store, &check) {
         invocation.key(key);
     }
-    invocation.arg(match check.caller {
-        Caller::Token { .. } => "token",
-        Caller::Experience { .. } => "xt",
-    });
+    invocation.arg(caller_kind(check.caller));
     for window in check.windows {
         invocation.arg(window.limit).arg(window.ttl_ms.max(1));
     }
@@ -59,13 +56,34 @@ pub(super) async fn check(
         .invoke_async(&mut conn)
         .await
         .map_err(script_failed)?;
+    let (mut state, first_count) = read_state(&out, check.caller);
+    state.counts = out
+        .iter()
+        .skip(first_count)
+        .map(|n| u64::try_from(*n).unwrap_or(0))
+        .collect();
+    Ok(state)
+}
+
+/// The caller's kind, as `gateway_check.lua` and `lease.lua` both take it
+/// (their ARGV[1]).
+pub(super) fn caller_kind(caller: Caller<'_>) -> &'static str {
+    match caller {
+        Caller::Token { .. } => "token",
+        Caller::Experience { .. } => "xt",
+    }
+}
+
+/// The epoch and the caller's state from a script's answer, and where the
+/// windows' part of the answer begins.
+pub(super) fn read_state(out: &[i64], caller: Caller<'_>) -> (GatewayState, usize) {
     let at = |i: usize| out.get(i).copied().unwrap_or(-1);
     let known = |v: i64| (v >= 0).then_some(v);
     let mut state = GatewayState {
         epoch: u64::try_from(at(0)).unwrap_or(0),
         ..GatewayState::default()
     };
-    let first_count = match check.caller {
+    let first_count = match caller {
         Caller::Token { .. } => {
             state.revocations = Revocations {
                 jti: at(1) >= 0,
@@ -82,10 +100,5 @@ pub(super) async fn check(
             4
         }
     };
-    state.counts = out
-        .iter()
-        .skip(first_count)
-        .map(|n| u64::try_from(*n).unwrap_or(0))
-        .collect();
-    Ok(state)
+    (state, first_count)
 }

@@ -25,6 +25,18 @@ impl RedisStore {
         format!("{}:revocations", self.prefix)
     }
 
+    /// Where the processes following the feed acknowledge the announcements
+    /// of process `process_id` (see `heartbeat.rs`).
+    pub(super) fn ack_channel(&self, process_id: &str) -> String {
+        format!("{}:ack:{process_id}", self.prefix)
+    }
+
+    /// The heartbeat registry of live processes; its own hash tag, since it
+    /// is about no instance.
+    pub(super) fn processes_key(&self) -> String {
+        format!("{}:{{procs}}:live", self.prefix)
+    }
+
     /// The signing-key ring, kid → entry.
     pub(super) fn ring_key(&self) -> String {
         format!("{}:{{ring}}:keys", self.prefix)

@@ -56,7 +56,12 @@
 //!
 //! Every revocation is also announced on the channel `P:revocations` (payload:
 //! the instance id), by the same script that records it, for the local views
-//! of the other processes (`app/revocation_view.rs`).
+//! of the other processes (`app/revocation_view.rs`). Changes are announced
+//! again with an origin and a nonce, and acknowledged on `P:ack:<process>`
+//! by every process that applied them; `P:{procs}:live` (a sorted set, the
+//! heartbeat registry) says which processes are live (`heartbeat.rs`).
+//! Rate-limit counters on the hot path count units leased to processes
+//! (`leases.rs`, `scripts/lease.lua`).
 //!
 //! The [`Store`] implementation below only dispatches, by area: `instances`,
 //! `credentials`, `revocations`, `counters` (rate limits, usage, audit), `feed`
@@ -64,14 +69,18 @@
 //! Lua scripts live in `scripts/`, one file each.
 
 mod cluster;
+mod cluster_feed;
 mod connection;
 mod counters;
 mod credentials;
 mod durable;
 mod feed;
 mod gateway;
+mod heartbeat;
 mod instances;
 mod keys;
+mod keyspace;
+mod leases;
 mod revocations;
 mod ring;
 mod scripts;
@@ -86,13 +95,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::{
-    GatewayCheck, GatewayState, Revocation, RevocationFeed, Revocations, Step, Store, StoreError,
-    Usage, UsageSeries, Window,
+    GatewayCheck, GatewayState, Grant, Revocation, RevocationFeed, Revocations, Step, Store,
+    StoreError, Usage, UsageSeries, Window,
 };
 use crate::domain::credential::{CredentialHash, CredentialKind};
 use crate::domain::instance::{CredentialRecord, Instance};
 
 pub use feed::FEED_PING_INTERVAL;
+pub use heartbeat::LIVE_WINDOW_MS;
 
 /// Each thread talks to Redis over its own multiplexed connection, whose
 /// driver task runs on that thread's runtime. One shared connection would put
@@ -401,6 +411,28 @@ impl Store for RedisStore {
 
     async fn gateway_check(&self, check: GatewayCheck<'_>) -> Result<GatewayState, StoreError> {
         gateway::check(self, check).await
+    }
+
+    async fn gateway_lease(
+        &self,
+        check: GatewayCheck<'_>,
+        asks: &[u64],
+        share: u64,
+    ) -> Result<(GatewayState, Vec<Grant>), StoreError> {
+        leases::take(self, check, asks, share).await
+    }
+
+    async fn live_processes(&self) -> Result<Vec<String>, StoreError> {
+        heartbeat::live(self).await
+    }
+
+    async fn announce(
+        &self,
+        instance_id: &str,
+        origin: &str,
+        nonce: &str,
+    ) -> Result<(), StoreError> {
+        heartbeat::announce(self, instance_id, origin, nonce).await
     }
 }
 

@@ -19,6 +19,8 @@ pub(super) struct Scripts {
     pub add_usage: Script,
     pub append_audit: Script,
     pub gateway_check: Script,
+    pub lease: Script,
+    pub heartbeat: Script,
 }
 
 impl Scripts {
@@ -29,6 +31,8 @@ impl Scripts {
             add_usage: Script::new(include_str!("scripts/add_usage.lua")),
             append_audit: Script::new(include_str!("scripts/append_audit.lua")),
             gateway_check: Script::new(include_str!("scripts/gateway_check.lua")),
+            lease: Script::new(include_str!("scripts/lease.lua")),
+            heartbeat: Script::new(include_str!("scripts/heartbeat.lua")),
         }
     }
 }
