@@ -65,7 +65,9 @@ fn script_keys(store: &RedisStore, script: &str, id: &str) -> Vec<Vec<String>> {
         }
         "append_audit.lua" => vec![vec![store.audit_key(id), store.instance_key(id)]],
         "update_instance.lua" => vec![vec![store.instance_key(id), store.epoch_key(id)]],
-        "gateway_check.lua" => {
+        "heartbeat.lua" => vec![vec![store.processes_key()]],
+        // The lease script takes the gateway check's keys.
+        "gateway_check.lua" | "lease.lua" => {
             let token = GatewayCheck {
                 instance_id: id,
                 caller: Caller::Token {
