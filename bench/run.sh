@@ -507,10 +507,13 @@ throughput memory 200 GET "$base_a/v1/verify" "" "$key_header" "$bearer" "$(veri
 hwm_kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$broker_a_pid/status")
 rss_mib=$(awk -v k="$hwm_kb" 'BEGIN { printf "%.1f", k / 1024 }')
 # used_memory of the one server, or summed over the cluster's primaries.
-redis_mem=$(for port in ${cluster_ports[@]+"${cluster_ports[@]}"} ${redis_port:-}; do
-  redis-cli -p "$port" info 2>/dev/null | tr -d '\r'
-done | awk -F: '/^role:/ { primary = ($2 == "master") } /^used_memory:/ && primary { b += $2 }
-  END { printf "%.1fM", b / 1048576 }')
+redis_bytes=0
+for port in ${cluster_ports[@]+"${cluster_ports[@]}"} ${redis_port:-}; do
+  [ "$(redis-cli -p "$port" role 2>/dev/null | head -n 1)" = master ] || continue
+  bytes=$(redis-cli -p "$port" info memory 2>/dev/null | tr -d '\r' | sed -n 's/^used_memory://p')
+  redis_bytes=$((redis_bytes + ${bytes:-0}))
+done
+redis_mem=$(awk -v b="$redis_bytes" 'BEGIN { printf "%.1fM", b / 1048576 }')
 last=$((${#rows[@]} - 1))
 note=${rows[last]##*|}
 rows[last]="${rows[last]%|*}|VmHWM $rss_mib MiB ($hwm_note), $written revoked, redis $redis_mem${note:+; $note}"
