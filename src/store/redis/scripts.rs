@@ -30,8 +30,14 @@ impl Scripts {
             hit: Script::new(include_str!("scripts/hit.lua")),
             add_usage: Script::new(include_str!("scripts/add_usage.lua")),
             append_audit: Script::new(include_str!("scripts/append_audit.lua")),
-            gateway_check: Script::new(include_str!("scripts/gateway_check.lua")),
-            lease: Script::new(include_str!("scripts/lease.lua")),
+            gateway_check: Script::new(concat!(
+                include_str!("scripts/read_caller.lua"),
+                include_str!("scripts/gateway_check.lua")
+            )),
+            lease: Script::new(concat!(
+                include_str!("scripts/read_caller.lua"),
+                include_str!("scripts/lease.lua")
+            )),
             heartbeat: Script::new(include_str!("scripts/heartbeat.lua")),
         }
     }

@@ -66,6 +66,8 @@ fn script_keys(store: &RedisStore, script: &str, id: &str) -> Vec<Vec<String>> {
         "append_audit.lua" => vec![vec![store.audit_key(id), store.instance_key(id)]],
         "update_instance.lua" => vec![vec![store.instance_key(id), store.epoch_key(id)]],
         "heartbeat.lua" => vec![vec![store.processes_key()]],
+        // Not a script of its own: the first part of the two below.
+        "read_caller.lua" => Vec::new(),
         // The lease script takes the gateway check's keys.
         "gateway_check.lua" | "lease.lua" => {
             let token = GatewayCheck {

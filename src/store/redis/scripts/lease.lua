@@ -17,29 +17,8 @@
 --                 `expires_at` (-1 when absent),
 --           then for each window taken: its counter after the grant, and
 --           the units granted }.
--- A value read that is not a whole number fails the script with `CORRUPT`,
--- before any grant, as `gateway_check.lua` does.
-local function whole(v, what, absent)
-  if not v then return absent end
-  if #v > 15 or not string.find(v, '^%d+$') then
-    error({ err = 'CORRUPT not a whole number: ' .. what })
-  end
-  return tonumber(v)
-end
-
-local out = { whole(redis.call('GET', KEYS[1]), KEYS[1], 0) }
-local first
-if ARGV[1] == 'token' then
-  local v = redis.call('MGET', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-  for i = 1, 4 do out[#out + 1] = whole(v[i], KEYS[i + 1], -1) end
-  first = 6
-else
-  local v = redis.call('HMGET', KEYS[2], 'record', 'revoked_at', 'expires_at')
-  out[#out + 1] = v[1] and 1 or 0
-  out[#out + 1] = whole(v[2], KEYS[2] .. ' revoked_at', -1)
-  out[#out + 1] = whole(v[3], KEYS[2] .. ' expires_at', -1)
-  first = 3
-end
+-- It runs after `read_caller.lua`, which reads the epoch and the caller's
+-- state into `out` and fails closed on a corrupt value.
 local share = tonumber(ARGV[2])
 local w = 0
 for i = first, #KEYS do
