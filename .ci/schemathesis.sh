@@ -72,20 +72,13 @@ schemathesis="$venv/bin/schemathesis"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/keybroker-schemathesis.XXXXXX")
 pids=()
 
+# shellcheck source=bench/servers.sh
+. bench/servers.sh
+
 cleanup() {
-  local status=$? pid
+  local status=$?
   trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_pids
   if [ "$status" -ne 0 ] && [ -f "$tmp/broker.log" ]; then
     echo "schemathesis.sh: the broker's last log lines:" >&2
     tail -n 20 "$tmp/broker.log" >&2 || true
@@ -97,8 +90,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# shellcheck source=bench/servers.sh
-. bench/servers.sh
 run_secrets "$bin"
 start_redis
 

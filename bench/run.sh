@@ -107,20 +107,13 @@ started_at=$(date +%s)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/keybroker-bench.XXXXXX")
 pids=()
 
+# shellcheck source=bench/servers.sh
+. bench/servers.sh
+
 cleanup() {
-  local status=$? pid
+  local status=$?
   trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    for _ in $(seq 50); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  stop_pids
   rm -rf "$tmp"
   exit "$status"
 }
@@ -133,8 +126,6 @@ die() {
   exit 1
 }
 
-# shellcheck source=bench/servers.sh
-. bench/servers.sh
 run_secrets "$bin/keybroker"
 if ((cluster)); then
   start_cluster

@@ -1,6 +1,6 @@
 # Shared by bench/run.sh and .ci/schemathesis.sh, which source it after
-# setting `tmp` (their temporary directory), `pids` (what their exit trap
-# stops) and `die`.
+# setting `tmp` (their temporary directory) and `pids` (what their exit trap
+# stops); `die` is theirs too.
 
 # Below the ephemeral range, so that no client connection (wrk opens
 # hundreds) can take the port between the check and the bind.
@@ -114,5 +114,22 @@ start_cluster() {
     redis-cli -p "$port" info replication 2>/dev/null |
       grep -Eq '^(connected_slaves:1|master_link_status:up)' ||
       die "the cluster node on port $port has no linked replica or primary"
+  done
+}
+
+# stop_pids: every process in `pids`, politely, then for sure: SIGTERM to
+# all, up to 5 s each to exit, then SIGKILL. For the exit traps.
+stop_pids() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   done
 }

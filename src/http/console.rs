@@ -12,10 +12,10 @@
 
 use std::sync::LazyLock;
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::sdk::{not_modified, Asset};
+use super::sdk::Asset;
 use crate::app::AppState;
 use crate::error::ApiError;
 
@@ -67,27 +67,20 @@ fn serve(req: &HttpRequest, state: &AppState, name: &str) -> Result<HttpResponse
     let Some((_, asset)) = ASSETS.iter().find(|(n, _)| *n == name) else {
         return Err(ApiError::RouteNotFound);
     };
-    let unchanged = not_modified(req, &asset.etag);
-    let mut response = if unchanged {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    response
-        .insert_header((header::ETAG, asset.etag.as_str()))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((header::REFERRER_POLICY, "no-referrer"))
-        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
-        .insert_header((
-            HeaderName::from_static("cross-origin-opener-policy"),
-            HeaderValue::from_static("same-origin"),
-        ));
-    if unchanged {
-        return Ok(response.finish());
-    }
-    Ok(response.content_type(asset.content_type).body(asset.body))
+    Ok(asset.respond(
+        req,
+        &[
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+            (
+                HeaderName::from_static("cross-origin-opener-policy"),
+                "same-origin",
+            ),
+        ],
+    ))
 }
 
 pub async fn index(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -12,7 +12,7 @@
 
 use std::sync::LazyLock;
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
 use ring::digest;
 
@@ -44,6 +44,29 @@ impl Asset {
             etag: format!("\"{hex}\""),
         }
     }
+
+    /// The file, or `304 Not Modified` when the request's `If-None-Match`
+    /// holds its tag; `headers` go on either answer, with the `ETag`.
+    pub(super) fn respond(
+        &self,
+        req: &HttpRequest,
+        headers: &[(HeaderName, &'static str)],
+    ) -> HttpResponse {
+        let unchanged = not_modified(req, &self.etag);
+        let mut response = if unchanged {
+            HttpResponse::NotModified()
+        } else {
+            HttpResponse::Ok()
+        };
+        response.insert_header((header::ETAG, self.etag.as_str()));
+        for (name, value) in headers {
+            response.insert_header((name.clone(), HeaderValue::from_static(value)));
+        }
+        if unchanged {
+            return response.finish();
+        }
+        response.content_type(self.content_type).body(self.body)
+    }
 }
 
 static JS: LazyLock<Asset> =
@@ -55,7 +78,7 @@ static D_TS: LazyLock<Asset> =
 
 /// `If-None-Match` matches when it lists our tag (weak comparison, RFC 9110
 /// §13.1.2) or is `*`.
-pub(super) fn not_modified(req: &HttpRequest, etag: &str) -> bool {
+fn not_modified(req: &HttpRequest, etag: &str) -> bool {
     req.headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|value| value.to_str().ok())
@@ -65,26 +88,19 @@ pub(super) fn not_modified(req: &HttpRequest, etag: &str) -> bool {
 }
 
 fn serve(req: &HttpRequest, asset: &Asset) -> HttpResponse {
-    let unchanged = not_modified(req, &asset.etag);
-    let mut response = if unchanged {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    response
-        .insert_header((header::ETAG, asset.etag.as_str()))
-        .insert_header((header::CACHE_CONTROL, CACHE_CONTROL))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        // Pages that isolate themselves (COEP) may still load it.
-        .insert_header((
-            header::HeaderName::from_static("cross-origin-resource-policy"),
-            HeaderValue::from_static("cross-origin"),
-        ));
-    if unchanged {
-        return response.finish();
-    }
-    response.content_type(asset.content_type).body(asset.body)
+    asset.respond(
+        req,
+        &[
+            (header::CACHE_CONTROL, CACHE_CONTROL),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // Pages that isolate themselves (COEP) may still load it.
+            (
+                HeaderName::from_static("cross-origin-resource-policy"),
+                "cross-origin",
+            ),
+        ],
+    )
 }
 
 pub async fn keybroker_js(req: HttpRequest) -> HttpResponse {
