@@ -20,6 +20,12 @@ fn assert_locked_down(reply: &crate::helpers::Reply, path: &str) {
     assert!(!csp.contains("unsafe-"), "{path}: {csp}");
     assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(reply.header("x-frame-options"), Some("DENY"), "{path}");
+    assert_eq!(
+        reply.header("cross-origin-opener-policy"),
+        Some("same-origin"),
+        "{path}"
+    );
 }
 
 #[actix_web::test]

@@ -32,6 +32,11 @@ async fn the_sdk_is_served_with_etag_cache_control_and_open_cors() {
             "{path}"
         );
         assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(
+            reply.header("cross-origin-resource-policy"),
+            Some("cross-origin"),
+            "{path}"
+        );
         let etag = reply.header("etag").expect("an ETag").to_owned();
         assert!(
             etag.starts_with('"') && etag.ends_with('"') && etag.len() > 10,
