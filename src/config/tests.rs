@@ -191,3 +191,34 @@ fn request_timeouts_come_from_the_environment_and_must_be_positive() {
         .to_string()
         .contains("http.header_timeout_ms"));
 }
+
+#[test]
+fn the_cluster_backend_is_one_choice_with_redis_seeds_and_a_sealing_key() {
+    let nodes = "redis://10.0.0.1:6379, redis://10.0.0.2:6379";
+    let mut s =
+        Settings::load_from(None, env_of(&[("KEYBROKER_REDIS_CLUSTER_NODES", nodes)])).unwrap();
+    assert_eq!(
+        s.cluster_nodes(),
+        Some(vec![
+            "redis://10.0.0.1:6379".to_owned(),
+            "redis://10.0.0.2:6379".to_owned()
+        ])
+    );
+    assert!(s.shared_store());
+    s.admin.token = Some(Sensitive::new("a".repeat(32)));
+    s.secrets.pepper = Some(Sensitive::new("p".repeat(32)));
+    let refused = |s: &Settings| s.validate().unwrap_err().to_string();
+    assert!(refused(&s).contains("key-encryption key"));
+    s.signing.key_encryption_key = Some(Sensitive::new(
+        "dGVzdC1rZXktZW5jcnlwdGlvbi1rZXktMzItYnl0ZXM=",
+    ));
+    assert!(s.validate().is_ok());
+
+    s.store.redis_url = Some(Sensitive::new("redis://127.0.0.1:6379"));
+    assert!(refused(&s).contains("not both"));
+    s.store.redis_url = None;
+    for bad in ["10.0.0.1:6379", "redis://10.0.0.1:6379,http://x", ""] {
+        s.store.redis_cluster_nodes = Some(Sensitive::new(bad));
+        assert!(refused(&s).contains("redis://host:port"), "{bad}");
+    }
+}
